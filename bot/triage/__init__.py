@@ -1,0 +1,1 @@
+"""Triage: theme classification, risk detection and routing for one parent message."""
