@@ -1,0 +1,191 @@
+"""Settings: the one place that reads the environment.
+
+Every setting comes from an environment variable (or an optional `.env` file in the working
+directory). A missing or malformed value fails at start with one line naming the variable, never
+on the first parent message.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import secrets
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Values that people paste from examples; refused as a SECRET_KEY outside development.
+_PLACEHOLDER_SECRETS = {"changeme", "changethis", "change-me", "secret", "dev", "development", "test"}
+_MIN_SECRET_LENGTH = 32
+
+
+class Environment(str, enum.Enum):
+    development = "development"
+    test = "test"
+    production = "production"
+
+
+class NLUBackendName(str, enum.Enum):
+    embedded = "embedded"
+    rasa = "rasa"
+
+
+class Settings(BaseSettings):
+    """All configuration. Field aliases are the environment variable names (see README)."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
+        case_sensitive=False,
+    )
+
+    env: Environment = Field(default=Environment.development, alias="OUDERTELEFOON_ENV")
+    var_dir: Path = Field(default=Path("var"), alias="OUDERTELEFOON_VAR_DIR")
+    data_dir: Path = Field(default=REPO_ROOT / "data", alias="OUDERTELEFOON_DATA_DIR")
+    database_url: str | None = Field(default=None, alias="DATABASE_URL")
+    redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    nlu_backend: NLUBackendName = Field(default=NLUBackendName.embedded, alias="NLU_BACKEND")
+    rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
+    rasa_timeout: float = Field(default=2.0, gt=0, le=60, alias="RASA_TIMEOUT")
+    secret_key: SecretStr | None = Field(default=None, alias="SECRET_KEY")
+    retention_days: int = Field(default=30, ge=1, le=3650, alias="RETENTION_DAYS")
+    theme_threshold: float = Field(default=0.25, ge=0, le=1, alias="THEME_CONFIDENCE_THRESHOLD")
+    catalogue_include_unverified: bool | None = Field(
+        default=None, alias="CATALOGUE_INCLUDE_UNVERIFIED"
+    )
+    region: str = Field(default="amsterdam", alias="DEFAULT_REGION")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
+
+    @field_validator("database_url", "redis_url", mode="before")
+    @classmethod
+    def _empty_is_default(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            return None
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if value.startswith("postgres://"):
+            value = "postgresql://" + value[len("postgres://") :]
+        if value.startswith("postgresql://"):
+            value = "postgresql+psycopg://" + value[len("postgresql://") :]
+        if not (value.startswith("sqlite") or value.startswith("postgresql+psycopg://")):
+            raise ValueError("must be a sqlite:/// or postgresql:// URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must be a redis://, rediss:// or unix:// URL (or empty for embedded)")
+        return value
+
+    @field_validator("rasa_url")
+    @classmethod
+    def _check_rasa_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _check_secret(self) -> "Settings":
+        if self.secret_key is None:
+            if self.env is Environment.production:
+                raise ValueError("SECRET_KEY is required when OUDERTELEFOON_ENV=production")
+            return self
+        raw = self.secret_key.get_secret_value()
+        if self.env is Environment.production and (
+            raw.strip().lower() in _PLACEHOLDER_SECRETS or len(raw) < _MIN_SECRET_LENGTH
+        ):
+            raise ValueError(
+                f"SECRET_KEY must be at least {_MIN_SECRET_LENGTH} random characters in production"
+            )
+        return self
+
+    # Derived values -------------------------------------------------------------------------
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.var_dir / 'oudertelefoon.db').resolve()}"
+
+    @property
+    def include_unverified_catalogue(self) -> bool:
+        if self.catalogue_include_unverified is not None:
+            return self.catalogue_include_unverified
+        return self.env is not Environment.production
+
+    @cached_property
+    def secret(self) -> bytes:
+        """The secret key bytes; in development generated once into var/secret_key."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value().encode("utf-8")
+        path = self.var_dir / "secret_key"
+        if path.exists():
+            return path.read_text(encoding="utf-8").strip().encode("utf-8")
+        self.var_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(48)
+        # Create with owner-only permissions before writing the key into it.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        logger.info("generated a development SECRET_KEY in %s", path)
+        return key.encode("utf-8")
+
+    @property
+    def nlu_dir(self) -> Path:
+        return self.data_dir / "nlu"
+
+    @property
+    def aanbod_dir(self) -> Path:
+        return self.data_dir / "aanbod"
+
+    @property
+    def risk_dir(self) -> Path:
+        return self.data_dir / "risk"
+
+    @property
+    def messages_dir(self) -> Path:
+        return self.data_dir / "messages"
+
+
+def _format_error(error: ValidationError) -> str:
+    """One line per problem, naming the environment variable."""
+    alias_by_field = {name: (f.alias or name).upper() for name, f in Settings.model_fields.items()}
+    parts = []
+    for item in error.errors():
+        loc = [str(x) for x in item.get("loc", ())]
+        variable = alias_by_field.get(loc[0], loc[0].upper()) if loc else "configuration"
+        message = item.get("msg", "invalid value")
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        value = item.get("input")
+        if loc and isinstance(value, (str, int, float)) and variable != "SECRET_KEY":
+            parts.append(f"{variable}: {message} (got {value!r})")
+        else:
+            parts.append(f"{variable}: {message}" if loc else message)
+    return "configuration error: " + "; ".join(parts)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings from the environment; raise ConfigError with one clear line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        raise ConfigError(_format_error(error)) from None

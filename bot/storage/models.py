@@ -1,0 +1,237 @@
+"""SQLAlchemy 2 models: the durable truth of every conversation.
+
+Plain phone numbers and chat ids never appear here except encrypted in
+`Conversation.address_encrypted` (and a volunteer's own call-back number in
+`User.phone_encrypted`). Statistics that must outlive the transcripts get their own tables in a
+later migration.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Enum,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from bot.triage.types import Risk, Route
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def _enum(cls: type[enum.Enum], name: str) -> Enum:
+    # Stored as the enum's value (the taxonomy id), as a VARCHAR with a CHECK, so adding a value
+    # later needs no ALTER TYPE on PostgreSQL.
+    return Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=32,
+        values_callable=lambda e: [m.value for m in e],
+        validate_strings=True,
+    )
+
+
+class Channel(str, enum.Enum):
+    web = "web"
+    telegram = "telegram"
+    sms = "sms"
+    whatsapp = "whatsapp"
+    phone = "phone"
+
+
+class ConversationStatus(str, enum.Enum):
+    bot = "bot"
+    queued = "queued"
+    claimed = "claimed"
+    closed = "closed"
+
+
+class Direction(str, enum.Enum):
+    inbound = "inbound"
+    outbound = "outbound"
+
+
+class Author(str, enum.Enum):
+    parent = "parent"
+    bot = "bot"
+    person = "person"
+
+
+class QueueName(str, enum.Enum):
+    volunteer = "volunteer"
+    professional = "professional"
+
+
+class HandoffStatus(str, enum.Enum):
+    queued = "queued"
+    claimed = "claimed"
+    returned = "returned"
+    transferred = "transferred"
+    closed = "closed"
+
+
+class Role(str, enum.Enum):
+    volunteer = "volunteer"
+    professional = "professional"
+    coordinator = "coordinator"
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    address_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    language: Mapped[str] = mapped_column(String(8), default="nl")
+    status: Mapped[ConversationStatus] = mapped_column(
+        _enum(ConversationStatus, "conversation_status"), default=ConversationStatus.bot
+    )
+    themes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    highest_risk: Mapped[Risk] = mapped_column(_enum(Risk, "risk"), default=Risk.none)
+    route: Mapped[Route] = mapped_column(_enum(Route, "route"), default=Route.bot)
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    welcomed: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(
+        DateTime(timezone=True), default=utcnow, onupdate=utcnow
+    )
+    last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    messages: Mapped[list[Message]] = relationship(
+        back_populates="conversation",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="Message.created_at",
+    )
+    handoffs: Mapped[list[Handoff]] = relationship(
+        back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    __table_args__ = (Index("ix_conversations_status_created", "status", "created_at"),)
+
+
+class Message(Base):
+    __tablename__ = "messages"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    direction: Mapped[Direction] = mapped_column(_enum(Direction, "direction"))
+    author: Mapped[Author] = mapped_column(_enum(Author, "author"))
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    text_masked: Mapped[str] = mapped_column(Text, default="")
+    media_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    triage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="messages")
+
+    __table_args__ = (
+        # A repeated webhook delivery can never store a second message.
+        UniqueConstraint("channel", "provider_message_id", name="uq_messages_provider_id"),
+    )
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    username: Mapped[str] = mapped_column(String(64), unique=True)
+    display_name: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    phone_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Handoff(Base):
+    __tablename__ = "handoffs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    queue: Mapped[QueueName] = mapped_column(_enum(QueueName, "queue_name"))
+    priority: Mapped[int] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(String(255), default="")
+    status: Mapped[HandoffStatus] = mapped_column(
+        _enum(HandoffStatus, "handoff_status"), default=HandoffStatus.queued
+    )
+    claimed_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    note: Mapped[str | None] = mapped_column(Text, nullable=True)
+    outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    corrected_theme: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    conversation: Mapped[Conversation] = relationship(back_populates="handoffs")
+
+    __table_args__ = (Index("ix_handoffs_queue_status", "queue", "status"),)
+
+
+class Shift(Base):
+    __tablename__ = "shifts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    queue: Mapped[QueueName] = mapped_column(_enum(QueueName, "queue_name"))
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class AuditLog(Base):
+    """Who did what to which conversation. Survives the conversation itself (no foreign key)."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    user_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    action: Mapped[str] = mapped_column(String(64))
+    conversation_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)

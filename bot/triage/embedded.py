@@ -1,0 +1,170 @@
+"""The embedded NLU model: scikit-learn, trained from data/nlu in seconds, no network.
+
+One feature space (word 1-2-grams and char_wb 2-5-grams, TF-IDF) feeds two linear classifiers:
+the intent classifier (themes and conversation intents, Rasa's `/model/parse` shape) and the
+risk classifier (none / concern / high / acute, learnt from the data's `risk` metadata). The
+trained model is cached under var/models/ by a hash of the data, so it is trained once per data
+version.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import sklearn
+from scipy.sparse import spmatrix
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import FeatureUnion
+
+from bot.triage.nludata import NLUData, load_training
+from bot.triage.text import CLASSIFIER_MAX_CHARS, apply_synonyms, normalize
+from bot.triage.types import Risk
+
+logger = logging.getLogger(__name__)
+
+MODEL_FORMAT = 1
+RANKING_LENGTH = 10
+
+
+def _features() -> FeatureUnion:
+    return FeatureUnion(
+        [
+            (
+                "words",
+                TfidfVectorizer(
+                    analyzer="word",
+                    ngram_range=(1, 2),
+                    token_pattern=r"(?u)\b\w+\b",
+                    sublinear_tf=True,
+                    min_df=1,
+                ),
+            ),
+            (
+                "chars",
+                TfidfVectorizer(
+                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2
+                ),
+            ),
+        ]
+    )
+
+
+@dataclass
+class Analysis:
+    """What the embedded model says about one text."""
+
+    intent_ranking: list[tuple[str, float]]
+    risk_probabilities: dict[Risk, float]
+
+
+class EmbeddedModel:
+    """Feature space plus intent and risk classifiers, trained together."""
+
+    def __init__(self, synonyms: dict[str, str] | None = None) -> None:
+        self.synonyms = dict(synonyms or {})
+        self.features = _features()
+        self.intent_clf = LogisticRegression(C=20.0, max_iter=3000)
+        self.risk_clf = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced")
+        self.fingerprint = ""
+
+    def prepare(self, text: str) -> str:
+        return apply_synonyms(normalize(text[:CLASSIFIER_MAX_CHARS]), self.synonyms)
+
+    def fit(self, data: NLUData) -> "EmbeddedModel":
+        texts = [self.prepare(t) for t in data.texts()]
+        matrix = self.features.fit_transform(texts)
+        self.intent_clf.fit(matrix, data.intents())
+        self.risk_clf.fit(matrix, [e.risk.value for e in data.examples])
+        self.fingerprint = data.fingerprint()
+        return self
+
+    def vectorize(self, text: str) -> spmatrix:
+        return self.features.transform([self.prepare(text)])
+
+    def analyze(self, text: str) -> Analysis:
+        vector = self.vectorize(text)
+        return Analysis(self._intents(vector), self._risks(vector))
+
+    def intents(self, text: str) -> list[tuple[str, float]]:
+        return self._intents(self.vectorize(text))
+
+    def risk_probabilities(self, text: str) -> dict[Risk, float]:
+        return self._risks(self.vectorize(text))
+
+    def _intents(self, vector: spmatrix) -> list[tuple[str, float]]:
+        probabilities = self.intent_clf.predict_proba(vector)[0]
+        order = np.argsort(probabilities)[::-1]
+        return [(str(self.intent_clf.classes_[i]), float(probabilities[i])) for i in order]
+
+    def _risks(self, vector: spmatrix) -> dict[Risk, float]:
+        probabilities = self.risk_clf.predict_proba(vector)[0]
+        out = {level: 0.0 for level in Risk}
+        for label, p in zip(self.risk_clf.classes_, probabilities):
+            out[Risk(str(label))] = float(p)
+        return out
+
+
+def _cache_path(cache_dir: Path, fingerprint: str) -> Path:
+    return cache_dir / f"embedded-v{MODEL_FORMAT}-sk{sklearn.__version__}-{fingerprint[:20]}.joblib"
+
+
+def train(data: NLUData, cache_dir: Path | None = None) -> EmbeddedModel:
+    """Train on `data` and, if a cache folder is given, store the model there atomically."""
+    model = EmbeddedModel(synonyms=data.synonyms).fit(data)
+    if cache_dir is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        target = _cache_path(cache_dir, model.fingerprint)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
+        os.close(fd)
+        joblib.dump(model, tmp)
+        os.replace(tmp, target)
+        logger.info("embedded model trained on %d examples, cached as %s", len(data.examples), target.name)
+    return model
+
+
+def load_or_train(nlu_dir: Path, cache_dir: Path | None) -> EmbeddedModel:
+    """The model for the data in `nlu_dir`: from the cache when the data is unchanged."""
+    data = load_training(nlu_dir)
+    if cache_dir is not None:
+        path = _cache_path(cache_dir, data.fingerprint())
+        if path.exists():
+            try:
+                model: Any = joblib.load(path)
+                if isinstance(model, EmbeddedModel) and model.fingerprint == data.fingerprint():
+                    return model
+            except Exception:  # a damaged cache file is retrained, never fatal
+                logger.warning("cached embedded model %s unreadable; retraining", path.name)
+    return train(data, cache_dir)
+
+
+class EmbeddedBackend:
+    """NLU backend answering in Rasa's `/model/parse` shape from the embedded model."""
+
+    name = "embedded"
+
+    def __init__(self, model: EmbeddedModel) -> None:
+        self.model = model
+
+    def parse(self, text: str) -> dict[str, Any]:
+        ranking = self.model.intents(text)
+        return parse_result(text, ranking)
+
+
+def parse_result(text: str, ranking: list[tuple[str, float]]) -> dict[str, Any]:
+    top_name, top_confidence = ranking[0]
+    return {
+        "text": text,
+        "intent": {"name": top_name, "confidence": top_confidence},
+        "intent_ranking": [
+            {"name": name, "confidence": confidence} for name, confidence in ranking[:RANKING_LENGTH]
+        ],
+        "entities": [],
+    }

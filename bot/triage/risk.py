@@ -1,0 +1,246 @@
+"""Risk detection: phrase rules (data/risk/rules.yml) combined with the embedded risk classifier.
+
+Recall comes first: no acute message may be missed. The rules catch the phrasings we know, with
+negation and idioms handled; the classifier, trained on every example in data/nlu with its risk
+label, catches the ones without a keyword. Both are local, so risk still works when Rasa is down.
+
+Order of work for a message:
+1. normalise the text;
+2. replace idioms ("ik schrok me dood") with a neutral token, so neither rules nor model see them;
+3. match the rules; a hit with a negation just before it in the same clause ("ik heb GEEN
+   zelfmoordgedachten") is negated: its span is neutralised too, and it counts one level lower
+   at most `concern` (a person should still hear it);
+4. the classifier reads the neutralised text; cumulative probabilities against per-level
+   thresholds give its level;
+5. the result is the higher of rules and classifier (the theme may raise it further: routing).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import yaml
+
+from bot.errors import DataError
+from bot.triage.text import RISK_MAX_CHARS, normalize
+from bot.triage.types import Risk, Theme
+
+NEUTRAL = " _ "
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]|\b(?:maar|but|alleen|wel|want|omdat|because|though)\b")
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
+
+
+class RiskModel(Protocol):
+    def risk_probabilities(self, text: str) -> dict[Risk, float]: ...
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    level: Risk
+    category: str
+    patterns: tuple[re.Pattern[str], ...]
+    negatable: bool = True
+
+
+@dataclass(frozen=True)
+class Hit:
+    rule: str
+    level: Risk
+    category: str
+    negated: bool
+    span: tuple[int, int]
+
+
+@dataclass
+class RiskAssessment:
+    level: Risk
+    category: str | None
+    reasons: list[str] = field(default_factory=list)
+    model_probabilities: dict[str, float] = field(default_factory=dict)
+    neutralised_text: str = ""
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Cumulative probability a level (or higher) needs from the classifier."""
+
+    acute: float = 0.30
+    high: float = 0.45
+    concern: float = 0.50
+
+
+class RiskRules:
+    """Phrase rules, idioms and negation words, loaded from data/risk/rules.yml."""
+
+    def __init__(
+        self,
+        rules: list[Rule],
+        idioms: list[re.Pattern[str]],
+        negations: set[str],
+        window: int,
+        thresholds: Thresholds,
+    ) -> None:
+        self.rules = rules
+        self.idioms = idioms
+        self.negations = negations
+        self.window = window
+        self.thresholds = thresholds
+
+    @classmethod
+    def load(cls, path: Path) -> "RiskRules":
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise DataError(f"{path}: cannot read risk rules: {error}") from None
+        if not isinstance(document, dict):
+            raise DataError(f"{path}: expected a mapping")
+
+        def compile_all(items: Any, where: str) -> tuple[re.Pattern[str], ...]:
+            if not isinstance(items, list) or not items:
+                raise DataError(f"{path}: {where}: needs a non-empty list of patterns")
+            compiled = []
+            for index, pattern in enumerate(items):
+                try:
+                    compiled.append(re.compile(rf"(?<!\w)(?:{pattern})(?!\w)"))
+                except (re.error, TypeError) as error:
+                    raise DataError(f"{path}: {where}: pattern {index}: {error}") from None
+            return tuple(compiled)
+
+        rules = []
+        seen = set()
+        for index, item in enumerate(document.get("rules") or []):
+            if not isinstance(item, dict) or "id" not in item:
+                raise DataError(f"{path}: rules[{index}]: needs an id")
+            rule_id = str(item["id"])
+            if rule_id in seen:
+                raise DataError(f"{path}: rule '{rule_id}': duplicate id")
+            seen.add(rule_id)
+            try:
+                level = Risk(str(item.get("level")))
+            except ValueError:
+                raise DataError(
+                    f"{path}: rule '{rule_id}': field 'level': {item.get('level')!r} is not a risk level"
+                ) from None
+            rules.append(
+                Rule(
+                    id=rule_id,
+                    level=level,
+                    category=str(item.get("category", "general")),
+                    patterns=compile_all(item.get("patterns"), f"rule '{rule_id}'"),
+                    negatable=bool(item.get("negatable", True)),
+                )
+            )
+        if not rules:
+            raise DataError(f"{path}: no rules")
+        idioms = list(compile_all(document.get("idioms"), "idioms"))
+        negation = document.get("negation") or {}
+        words = {normalize(str(w)) for w in negation.get("words") or []}
+        thresholds = Thresholds(**(document.get("model_thresholds") or {}))
+        return cls(rules, idioms, words, int(negation.get("window", 3)), thresholds)
+
+    # ---------------------------------------------------------------------------------------
+
+    def neutralise_idioms(self, text: str) -> tuple[str, list[str]]:
+        found = []
+        for pattern in self.idioms:
+            if pattern.search(text):
+                found.append(pattern.pattern)
+                text = pattern.sub(NEUTRAL, text)
+        return text, found
+
+    def _negated(self, text: str, start: int) -> bool:
+        before = text[:start]
+        # Only the current clause counts: "ik ben niet ok, ik wil dood" is not negated.
+        breaks = list(_CLAUSE_BREAK.finditer(before))
+        if breaks:
+            before = before[breaks[-1].end() :]
+        tokens = _TOKEN.findall(before)[-self.window :]
+        return any(token in self.negations for token in tokens)
+
+    def match(self, text: str) -> list[Hit]:
+        hits = []
+        for rule in self.rules:
+            for pattern in rule.patterns:
+                for m in pattern.finditer(text):
+                    negated = rule.negatable and self._negated(text, m.start())
+                    hits.append(Hit(rule.id, rule.level, rule.category, negated, m.span()))
+                    break
+                else:
+                    continue
+                break
+        return hits
+
+
+def _lower(level: Risk) -> Risk:
+    order = [Risk.none, Risk.concern, Risk.high, Risk.acute]
+    return order[max(0, min(level.rank - 1, Risk.concern.rank))]
+
+
+def model_level(probabilities: dict[Risk, float], thresholds: Thresholds) -> Risk:
+    acute = probabilities.get(Risk.acute, 0.0)
+    high = acute + probabilities.get(Risk.high, 0.0)
+    concern = high + probabilities.get(Risk.concern, 0.0)
+    if acute >= thresholds.acute:
+        return Risk.acute
+    if high >= thresholds.high:
+        return Risk.high
+    if concern >= thresholds.concern:
+        return Risk.concern
+    return Risk.none
+
+
+_THEME_CATEGORY = {
+    Theme.mental_health: "suicide",
+    Theme.domestic_violence: "violence",
+    Theme.pregnancy: "pregnancy",
+    Theme.child_health: "child",
+    Theme.baby_care: "child",
+    Theme.parenting: "child",
+    Theme.addiction: "general",
+}
+
+
+class RiskDetector:
+    """Rules plus classifier; `assess` is deterministic and does no I/O."""
+
+    def __init__(self, rules: RiskRules, model: RiskModel) -> None:
+        self.rules = rules
+        self.model = model
+
+    def assess(self, text: str, theme: Theme = Theme.none) -> RiskAssessment:
+        normalised = normalize(text[:RISK_MAX_CHARS])
+        neutral, idioms = self.rules.neutralise_idioms(normalised)
+        hits = self.rules.match(neutral)
+        reasons = [f"idiom:{p}" for p in idioms[:3]]
+        rule_level = Risk.none
+        category: str | None = None
+        # Negated spans are removed before the model reads the text.
+        for hit in sorted(hits, key=lambda h: h.span[0], reverse=True):
+            if hit.negated:
+                neutral = neutral[: hit.span[0]] + NEUTRAL + neutral[hit.span[1] :]
+        for hit in hits:
+            level = _lower(hit.level) if hit.negated else hit.level
+            reasons.append(f"rule:{hit.rule}{' (negated)' if hit.negated else ''}")
+            if level.rank > rule_level.rank:
+                rule_level, category = level, hit.category
+        probabilities = self.model.risk_probabilities(neutral)
+        from_model = model_level(probabilities, self.rules.thresholds)
+        if from_model.rank > rule_level.rank:
+            reasons.append(f"model:{from_model.value}")
+            level = from_model
+            category = _THEME_CATEGORY.get(theme, "general") if level is Risk.acute else category
+        else:
+            level = rule_level
+        if level is Risk.acute and category is None:
+            category = _THEME_CATEGORY.get(theme, "general")
+        return RiskAssessment(
+            level=level,
+            category=category if level.rank >= Risk.high.rank else category,
+            reasons=reasons,
+            model_probabilities={k.value: round(v, 4) for k, v in probabilities.items()},
+            neutralised_text=neutral,
+        )
