@@ -83,11 +83,13 @@ class RiskRules:
         negations: set[str],
         window: int,
         thresholds: Thresholds,
+        fillers: frozenset[str] = frozenset(),
     ) -> None:
         self.rules = rules
         self.idioms = idioms
         self.negations = negations
         self.window = window
+        self.fillers = fillers
         self.thresholds = thresholds
 
     @classmethod
@@ -140,7 +142,8 @@ class RiskRules:
         negation = document.get("negation") or {}
         words = {normalize(str(w)) for w in negation.get("words") or []}
         thresholds = Thresholds(**(document.get("model_thresholds") or {}))
-        return cls(rules, idioms, words, int(negation.get("window", 3)), thresholds)
+        fillers = frozenset(normalize(str(w)) for w in negation.get("fillers") or [])
+        return cls(rules, idioms, words, int(negation.get("window", 2)), thresholds, fillers)
 
     # ---------------------------------------------------------------------------------------
 
@@ -158,8 +161,16 @@ class RiskRules:
         breaks = list(_CLAUSE_BREAK.finditer(before))
         if breaks:
             before = before[breaks[-1].end() :]
-        tokens = _TOKEN.findall(before)[-self.window :]
-        return any(token in self.negations for token in tokens)
+        tokens = _TOKEN.findall(before)
+        # Walk back over filler words only; the negation must come within `window` words.
+        for distance, token in enumerate(reversed(tokens)):
+            if distance >= self.window + 1:
+                return False
+            if token in self.negations:
+                return True
+            if token not in self.fillers:
+                return False
+        return False
 
     def match(self, text: str) -> list[Hit]:
         hits = []

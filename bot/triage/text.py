@@ -10,7 +10,8 @@ CLASSIFIER_MAX_CHARS = 1500
 RISK_MAX_CHARS = 20_000
 
 _APOSTROPHES = str.maketrans({"’": "'", "‘": "'", "`": "'", "´": "'"})
-_REPEATS = re.compile(r"(\w)\1{2,}")
+# Four or more of a letter become two ("heeeeel" -> "heel"); three stay, for weeën -> weeen.
+_REPEATS = re.compile(r"(\w)\1{3,}")
 _SPACES = re.compile(r"\s+")
 _CONTRACTIONS = (
     (re.compile(r"\bm'n\b"), "mn"),
