@@ -61,7 +61,7 @@ class Settings(BaseSettings):
     rasa_timeout: float = Field(default=2.0, gt=0, le=60, alias="RASA_TIMEOUT")
     secret_key: SecretStr | None = Field(default=None, alias="SECRET_KEY")
     retention_days: int = Field(default=30, ge=1, le=3650, alias="RETENTION_DAYS")
-    theme_threshold: float = Field(default=0.25, ge=0, le=1, alias="THEME_CONFIDENCE_THRESHOLD")
+    theme_threshold: float = Field(default=0.15, ge=0, le=1, alias="THEME_CONFIDENCE_THRESHOLD")
     catalogue_include_unverified: bool | None = Field(
         default=None, alias="CATALOGUE_INCLUDE_UNVERIFIED"
     )

@@ -1,6 +1,8 @@
 """The embedded NLU model: scikit-learn, trained from data/nlu in seconds, no network.
 
-One feature space (word 1-2-grams and char_wb 2-5-grams, TF-IDF) feeds two linear classifiers:
+One feature space (word 1-2-grams and char_wb 2-5-grams, TF-IDF) feeds two linear classifiers
+(linear SVMs with sigmoid-calibrated probabilities; in cross-validation as accurate as logistic
+regression and ten times faster to train):
 the intent classifier (themes and conversation intents, Rasa's `/model/parse` shape) and the
 risk classifier (none / concern / high / acute, learnt from the data's `risk` metadata). The
 trained model is cached under var/models/ by a hash of the data, so it is trained once per data
@@ -19,10 +21,10 @@ from typing import Any
 import joblib
 import numpy as np
 import sklearn
-from scipy.sparse import spmatrix
+from scipy.sparse import hstack, spmatrix
+from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.linear_model import LogisticRegression
-from sklearn.pipeline import FeatureUnion
+from sklearn.svm import LinearSVC
 
 from bot.triage.nludata import NLUData, load_training
 from bot.triage.text import CLASSIFIER_MAX_CHARS, apply_synonyms, normalize
@@ -30,31 +32,63 @@ from bot.triage.types import Risk
 
 logger = logging.getLogger(__name__)
 
-MODEL_FORMAT = 1
+MODEL_FORMAT = 3
 RANKING_LENGTH = 10
 
 
-def _features() -> FeatureUnion:
-    return FeatureUnion(
-        [
-            (
-                "words",
-                TfidfVectorizer(
-                    analyzer="word",
-                    ngram_range=(1, 2),
-                    token_pattern=r"(?u)\b\w+\b",
-                    sublinear_tf=True,
-                    min_df=1,
-                ),
-            ),
-            (
-                "chars",
-                TfidfVectorizer(
-                    analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2
-                ),
-            ),
-        ]
+def _word_features() -> TfidfVectorizer:
+    return TfidfVectorizer(
+        analyzer="word", ngram_range=(1, 2), token_pattern=r"(?u)\b\w+\b", sublinear_tf=True
     )
+
+
+def _char_features() -> TfidfVectorizer:
+    # char_wb n-grams carry typos, compounds and abbreviations (zwnager, kinderopvnag).
+    return TfidfVectorizer(analyzer="char_wb", ngram_range=(2, 5), sublinear_tf=True, min_df=2)
+
+
+class CalibratedLinear:
+    """A linear SVM with per-class sigmoid calibration (Platt), fitted by scikit-learn's
+    CalibratedClassifierCV on cross-validated scores, then reduced to plain arrays: a
+    prediction is one sparse dot product and a sigmoid, well under a millisecond."""
+
+    def __init__(self, balanced: bool = False) -> None:
+        self.balanced = balanced
+        self.classes_: np.ndarray = np.array([])
+        self._coef: Any = None
+        self._intercept: np.ndarray = np.array([])
+        self._a: np.ndarray = np.array([])
+        self._b: np.ndarray = np.array([])
+
+    def fit(self, matrix: spmatrix, labels: list[str]) -> "CalibratedLinear":
+        fitted = CalibratedClassifierCV(
+            LinearSVC(C=1.0, class_weight="balanced" if self.balanced else None),
+            cv=3,
+            ensemble=False,
+            method="sigmoid",
+        ).fit(matrix, labels)
+        calibrated = fitted.calibrated_classifiers_[0]
+        svm = calibrated.estimator
+        if len(svm.classes_) < 3:
+            raise ValueError("the embedded model needs at least three labels")
+        self.classes_ = np.asarray(fitted.classes_)
+        order = [list(svm.classes_).index(c) for c in self.classes_]
+        self._coef = svm.coef_[order].T.copy()
+        self._intercept = svm.intercept_[order].copy()
+        self._a = np.array([calibrated.calibrators[i].a_ for i in order])
+        self._b = np.array([calibrated.calibrators[i].b_ for i in order])
+        return self
+
+    def predict_proba(self, matrix: spmatrix) -> np.ndarray:
+        scores = np.asarray(matrix @ self._coef) + self._intercept
+        proba = 1.0 / (1.0 + np.exp(self._a * scores + self._b))
+        total = proba.sum(axis=1, keepdims=True)
+        uniform = np.full_like(proba, 1.0 / proba.shape[1])
+        return np.divide(proba, total, out=uniform, where=total != 0)
+
+
+def _classifier(balanced: bool = False) -> CalibratedLinear:
+    return CalibratedLinear(balanced=balanced)
 
 
 @dataclass
@@ -70,24 +104,35 @@ class EmbeddedModel:
 
     def __init__(self, synonyms: dict[str, str] | None = None) -> None:
         self.synonyms = dict(synonyms or {})
-        self.features = _features()
-        self.intent_clf = LogisticRegression(C=20.0, max_iter=3000)
-        self.risk_clf = LogisticRegression(C=10.0, max_iter=3000, class_weight="balanced")
+        self.words = _word_features()
+        self.chars = _char_features()
+        self.intent_clf = _classifier()
+        self.risk_clf = _classifier(balanced=True)
         self.fingerprint = ""
+        # The intent and the risk classifier usually read the same text: vectorise it once.
+        self._last: tuple[str, spmatrix] | None = None
 
     def prepare(self, text: str) -> str:
         return apply_synonyms(normalize(text[:CLASSIFIER_MAX_CHARS]), self.synonyms)
 
     def fit(self, data: NLUData) -> "EmbeddedModel":
         texts = [self.prepare(t) for t in data.texts()]
-        matrix = self.features.fit_transform(texts)
+        matrix = hstack([self.words.fit_transform(texts), self.chars.fit_transform(texts)]).tocsr()
         self.intent_clf.fit(matrix, data.intents())
         self.risk_clf.fit(matrix, [e.risk.value for e in data.examples])
         self.fingerprint = data.fingerprint()
         return self
 
     def vectorize(self, text: str) -> spmatrix:
-        return self.features.transform([self.prepare(text)])
+        prepared = self.prepare(text)
+        last = self._last
+        if last is not None and last[0] == prepared:
+            return last[1]
+        vector = hstack(
+            [self.words.transform([prepared]), self.chars.transform([prepared])]
+        ).tocsr()
+        self._last = (prepared, vector)
+        return vector
 
     def analyze(self, text: str) -> Analysis:
         vector = self.vectorize(text)

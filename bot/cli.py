@@ -1,0 +1,206 @@
+"""`oudertelefoon`: the one command that is the entry to everything.
+
+Subcommands (their names and output are contracts):
+  triage TEXT | triage --batch FILE      one JSON object per message
+  nlu train | nlu test [--data PATH] [--json]
+  serve [--host 127.0.0.1] [--port 8000]
+  db upgrade
+  catalogue check
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.config import NLUBackendName, Settings, load_settings
+from bot.errors import OudertelefoonError
+
+logger = logging.getLogger("bot.cli")
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _triage(settings: Settings, backend: str | None) -> Any:
+    from bot.triage.engine import Triage
+
+    if backend:
+        settings = settings.model_copy(update={"nlu_backend": NLUBackendName(backend)})
+    return Triage.from_settings(settings)
+
+
+def _dump(obj: dict[str, Any], out: TextIO) -> None:
+    out.write(json.dumps(obj, ensure_ascii=False) + "\n")
+
+
+def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
+    if (args.text is None) == (args.batch is None):
+        print("error: give either TEXT or --batch FILE", file=sys.stderr)
+        return 2
+    triage = _triage(settings, args.backend)
+    if args.text is not None:
+        _dump(triage.run(args.text).contract(), sys.stdout)
+        return 0
+    source = sys.stdin if args.batch == "-" else None
+    try:
+        handle = source or open(args.batch, encoding="utf-8", errors="replace")
+    except OSError as error:
+        print(f"error: cannot read {args.batch}: {error.strerror}", file=sys.stderr)
+        return 2
+    failures = 0
+    with handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                _dump({"line": number, "error": "empty line"}, sys.stdout)
+                failures += 1
+                continue
+            try:
+                item = json.loads(line)
+            except json.JSONDecodeError as error:
+                _dump({"line": number, "error": f"not valid JSON: {error.msg}"}, sys.stdout)
+                failures += 1
+                continue
+            if not isinstance(item, dict) or not isinstance(item.get("text"), str):
+                _dump({"line": number, "error": 'expected an object with a "text" string'}, sys.stdout)
+                failures += 1
+                continue
+            try:
+                _dump(triage.run(item["text"]).contract(), sys.stdout)
+            except Exception:  # one bad line never stops the batch
+                logger.exception("triage failed on batch line %d", number)
+                _dump({"line": number, "error": "triage failed"}, sys.stdout)
+                failures += 1
+            sys.stdout.flush()
+    if failures:
+        print(f"{failures} line(s) had errors", file=sys.stderr)
+    return 0
+
+
+def cmd_nlu_train(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.triage.embedded import train
+    from bot.triage.nludata import load_training
+
+    data = load_training(settings.nlu_dir)
+    start = time.perf_counter()
+    train(data, settings.var_dir / "models")
+    seconds = time.perf_counter() - start
+    counts = data.counts()
+    print(
+        f"trained the embedded model on {len(data.examples)} examples, {len(counts)} intents, "
+        f"from {len(data.files)} files in {seconds:.1f} s (data hash {data.fingerprint()[:12]})"
+    )
+    return 0
+
+
+def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.triage.evaluate import evaluate, format_report
+    from bot.triage.nludata import data_files, load
+
+    path = Path(args.data) if args.data else settings.nlu_dir / "test"
+    data = load(data_files(path))
+    report = evaluate(_triage(settings, args.backend), data)
+    if args.json:
+        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+    else:
+        print(format_report(report))
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from bot.web.app import create_app
+
+    app = create_app(settings)
+    print(f"Oudertelefoon on http://{args.host}:{args.port}  (health: /health, triage: POST /api/triage)")
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    return 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage.db import upgrade
+
+    upgrade(settings.effective_database_url, args.revision)
+    print(f"database at revision {args.revision}")
+    return 0
+
+
+def cmd_catalogue_check(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.intents.catalogue import load_catalogue
+
+    catalogue = load_catalogue(settings.aanbod_dir)
+    entries = list(catalogue.entries.values())
+    verified = sum(1 for e in entries if e.verified)
+    print(f"catalogue ok: {len(entries)} entries, {verified} verified, {len(entries) - verified} to check")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="oudertelefoon", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    triage = sub.add_parser("triage", help="triage a message (or a JSON-lines file) and print JSON")
+    triage.add_argument("text", nargs="?", help="the message text")
+    triage.add_argument("--batch", metavar="FILE", help='JSON lines with a "text" field ("-" = stdin)')
+    triage.add_argument("--backend", choices=[b.value for b in NLUBackendName], help="override NLU_BACKEND")
+    triage.set_defaults(func=cmd_triage)
+
+    nlu = sub.add_parser("nlu", help="train or test the NLU model").add_subparsers(dest="nlu", required=True)
+    nlu_train = nlu.add_parser("train", help="train the embedded model on data/nlu")
+    nlu_train.set_defaults(func=cmd_nlu_train)
+    nlu_test = nlu.add_parser("test", help="per-intent precision, recall and F1 on a test split")
+    nlu_test.add_argument("--data", metavar="PATH", help="file or folder (default data/nlu/test)")
+    nlu_test.add_argument("--json", action="store_true", help="machine-readable output")
+    nlu_test.add_argument("--backend", choices=[b.value for b in NLUBackendName], help="override NLU_BACKEND")
+    nlu_test.set_defaults(func=cmd_nlu_test)
+
+    serve = sub.add_parser("serve", help="run the web service")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.set_defaults(func=cmd_serve)
+
+    db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
+    db_upgrade = db.add_parser("upgrade", help="apply migrations")
+    db_upgrade.add_argument("revision", nargs="?", default="head")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    catalogue = sub.add_parser("catalogue", help="the help catalogue").add_subparsers(
+        dest="catalogue", required=True
+    )
+    check = catalogue.add_parser("check", help="validate data/aanbod")
+    check.set_defaults(func=cmd_catalogue_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings()
+    except OudertelefoonError as error:
+        print(error, file=sys.stderr)
+        return 2
+    _setup_logging(settings)
+    try:
+        return int(args.func(args, settings))
+    except OudertelefoonError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
