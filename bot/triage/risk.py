@@ -29,6 +29,7 @@ from bot.triage.text import RISK_MAX_CHARS, normalize
 from bot.triage.types import Risk, Theme
 
 NEUTRAL = " _ "
+_MIN_WORDS = 3
 _CLAUSE_BREAK = re.compile(r"[.!?;:,\n]|\b(?:maar|but|alleen|wel|want|omdat|because|though)\b")
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
@@ -240,6 +241,10 @@ class RiskDetector:
                 rule_level, category = level, hit.category
         probabilities = self.model.risk_probabilities(neutral)
         from_model = model_level(probabilities, self.rules.thresholds)
+        if neutral != normalised and len(_TOKEN.findall(neutral)) - neutral.count("_") <= _MIN_WORDS:
+            # Little is left once idioms and negated phrases are removed: the classifier's opinion
+            # on three words is noise, so the rules decide ("ik heb geen zelfmoordgedachten").
+            from_model = Risk.none
         if from_model.rank > rule_level.rank:
             reasons.append(f"model:{from_model.value}")
             level = from_model

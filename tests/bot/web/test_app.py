@@ -1,0 +1,68 @@
+"""The web service on the configured database and Redis."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bot.config import Settings
+from bot.intents.catalogue import load_catalogue
+from bot.storage import db
+from bot.storage.redis import connect
+from bot.triage.engine import Triage
+from bot.web.app import MAX_TEXT_CHARS, Services, build_services, create_app
+
+
+@pytest.fixture
+def client(settings: Settings, triage: Triage) -> Iterator[TestClient]:
+    db.upgrade(settings.effective_database_url)
+    services = Services(
+        settings=settings,
+        engine=db.make_engine(settings.effective_database_url),
+        redis=connect(settings),
+        triage=triage,
+        catalogue=load_catalogue(settings.aanbod_dir),
+    )
+    with TestClient(create_app(settings, services)) as test_client:
+        yield test_client
+
+
+def test_health(client: TestClient) -> None:
+    response = client.get("/health")
+    assert response.status_code == 200
+    assert response.json()["database"] == "ok" and response.json()["redis"] == "ok"
+
+
+def test_triage_api(client: TestClient) -> None:
+    response = client.post("/api/triage", json={"text": "waar kan ik een stadspas aanvragen"})
+    assert response.status_code == 200
+    body = response.json()
+    assert list(body) == ["text", "theme", "intent", "confidence", "risk", "route", "language", "backend"]
+    assert body["theme"] == "money"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [{"text": ""}, {"text": "   "}, {}, {"text": 5}, {"text": "x" * (MAX_TEXT_CHARS + 1)}],
+)
+def test_bad_requests_get_a_clear_error(client: TestClient, payload: object) -> None:
+    response = client.post("/api/triage", json=payload)
+    assert response.status_code == 422
+    assert response.json()["detail"]
+
+
+def test_malformed_json(client: TestClient) -> None:
+    response = client.post("/api/triage", content=b"{not json", headers={"content-type": "application/json"})
+    assert response.status_code == 422
+
+
+def test_build_services_migrates_the_database(settings: Settings, embedded_model: object) -> None:
+    services = build_services(settings)
+    try:
+        with services.engine.connect() as connection:
+            version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+        assert version == "0001"
+    finally:
+        services.engine.dispose()

@@ -1,0 +1,95 @@
+"""Shared fixtures. Tests run on the embedded defaults (SQLite, embedded Redis) and, when
+DATABASE_URL / REDIS_URL are set (CI sets them), against the real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from bot.config import REPO_ROOT, Settings, load_settings
+from bot.triage.embedded import EmbeddedModel, load_or_train
+from bot.triage.engine import Triage
+
+ENV_DATABASE_URL = os.environ.get("DATABASE_URL", "").strip()
+ENV_REDIS_URL = os.environ.get("REDIS_URL", "").strip()
+
+
+def _postgres_admin_url() -> str | None:
+    if not ENV_DATABASE_URL.startswith(("postgres://", "postgresql")):
+        return None
+    return load_settings(DATABASE_URL=ENV_DATABASE_URL).effective_database_url
+
+
+@pytest.fixture(scope="session")
+def model_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def embedded_model(model_cache: Path) -> EmbeddedModel:
+    """The real embedded model, trained once per test session on data/nlu."""
+    return load_or_train(REPO_ROOT / "data" / "nlu", model_cache)
+
+
+@pytest.fixture
+def var_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "var"
+    path.mkdir()
+    return path
+
+
+def _fresh_postgres_database() -> Iterator[str]:
+    admin = _postgres_admin_url()
+    assert admin is not None
+    name = f"ot_test_{uuid.uuid4().hex[:12]}"
+    engine = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(admin).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with engine.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        engine.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each test using this runs on SQLite and, where DATABASE_URL names one, on PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+        return
+    if _postgres_admin_url() is None:
+        pytest.skip("PostgreSQL: set DATABASE_URL=postgresql://... to run this case")
+    yield from _fresh_postgres_database()
+
+
+@pytest.fixture
+def database_url(tmp_path: Path) -> Iterator[str]:
+    """The configured database: a fresh PostgreSQL database if DATABASE_URL is set, else SQLite."""
+    if _postgres_admin_url() is not None:
+        yield from _fresh_postgres_database()
+    else:
+        yield f"sqlite:///{tmp_path / 'test.db'}"
+
+
+@pytest.fixture
+def settings(var_dir: Path, database_url: str) -> Settings:
+    return load_settings(
+        OUDERTELEFOON_ENV="test",
+        OUDERTELEFOON_VAR_DIR=var_dir,
+        DATABASE_URL=database_url,
+        REDIS_URL=ENV_REDIS_URL or None,
+        NLU_BACKEND="embedded",
+    )
+
+
+@pytest.fixture
+def triage(settings: Settings, embedded_model: EmbeddedModel) -> Triage:
+    return Triage.from_settings(settings, model=embedded_model)
