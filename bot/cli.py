@@ -5,6 +5,7 @@ Subcommands (their names and output are contracts):
   nlu train | nlu test [--data PATH] [--json]
   serve [--host 127.0.0.1] [--port 8000]
   db upgrade
+  worker [--once]
   catalogue check
 """
 
@@ -147,6 +148,23 @@ def cmd_catalogue_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.retention import purge, run_forever
+    from bot.storage import db
+    from bot.storage.models import utcnow
+
+    engine = db.make_engine(settings.effective_database_url)
+    factory = db.session_factory(engine)
+    if args.once:
+        with db.transaction(factory) as session:
+            count = purge(session, utcnow(), settings.retention_days)
+        print(f"purged {count} conversation(s) older than {settings.retention_days} days")
+        return 0
+    print(f"worker: purging transcripts older than {settings.retention_days} days every {args.interval:.0f} s")
+    run_forever(factory, settings.retention_days, args.interval)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oudertelefoon", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -175,6 +193,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade = db.add_parser("upgrade", help="apply migrations")
     db_upgrade.add_argument("revision", nargs="?", default="head")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
+
+    worker = sub.add_parser("worker", help="background jobs: the retention purge")
+    worker.add_argument("--once", action="store_true", help="purge once and exit")
+    worker.add_argument("--interval", type=float, default=3600.0, help="seconds between purges")
+    worker.set_defaults(func=cmd_worker)
 
     catalogue = sub.add_parser("catalogue", help="the help catalogue").add_subparsers(
         dest="catalogue", required=True

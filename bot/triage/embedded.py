@@ -107,7 +107,7 @@ class EmbeddedModel:
         self.words = _word_features()
         self.chars = _char_features()
         self.intent_clf = _classifier()
-        self.risk_clf = _classifier(balanced=True)
+        self.risk_clf = _classifier(balanced=False)
         self.fingerprint = ""
         # The intent and the risk classifier usually read the same text: vectorise it once.
         self._last: tuple[str, spmatrix] | None = None

@@ -18,10 +18,20 @@ from bot.triage.rasa import FallbackBackend, NLUBackend, RasaBackend
 from bot.triage.risk import RiskDetector, RiskRules
 from bot.triage.routing import needs_clarification, risk_floor, route
 from bot.triage.text import CLASSIFIER_MAX_CHARS
-from bot.triage.types import FALLBACK_INTENT, THEMES, Language, Risk, Route, Theme
+from bot.triage.types import (
+    CONVERSATION_INTENTS,
+    FALLBACK_INTENT,
+    THEMES,
+    Language,
+    Risk,
+    Route,
+    Theme,
+)
 
 logger = logging.getLogger(__name__)
 
+# Above this confidence a conversation intent (yes, no, goodbye...) makes the risk model stricter.
+_CONVERSATIONAL_CONFIDENCE = 0.5
 CONTRACT_KEYS = ("text", "theme", "intent", "confidence", "risk", "route", "language", "backend")
 
 
@@ -122,7 +132,10 @@ class Triage:
             theme = Theme(intent) if intent in THEMES else Theme.none
         # The risk model reads the theme only to choose which emergency guidance fits.
         guess = theme if theme is not Theme.none else _best_theme(ranking)
-        assessment = self.risk.assess(text, guess)
+        conversational = (
+            intent in CONVERSATION_INTENTS and confidence >= _CONVERSATIONAL_CONFIDENCE
+        )
+        assessment = self.risk.assess(text, guess, conversational)
         risk = risk_floor(theme, assessment.level)
         reasons = tuple(assessment.reasons)
         if risk is not assessment.level:

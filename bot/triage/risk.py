@@ -30,6 +30,7 @@ from bot.triage.types import Risk, Theme
 
 NEUTRAL = " _ "
 _MIN_WORDS = 3
+_BRIEF_WORDS = 3
 _CLAUSE_BREAK = re.compile(r"[.!?;:,\n]|\b(?:maar|but|alleen|wel|want|omdat|because|though)\b")
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 
@@ -72,6 +73,10 @@ class Thresholds:
     acute: float = 0.30
     high: float = 0.45
     concern: float = 0.50
+    # For a message of a few words, or one the intent classifier reads as a conversation move
+    # ("ik ga nu", "helemaal niet"), the classifier alone needs more to call it acute: such texts
+    # carry too little for it. Rules still fire on them as usual.
+    acute_brief: float = 0.60
 
 
 class RiskRules:
@@ -192,11 +197,11 @@ def _lower(level: Risk) -> Risk:
     return order[max(0, min(level.rank - 1, Risk.concern.rank))]
 
 
-def model_level(probabilities: dict[Risk, float], thresholds: Thresholds) -> Risk:
+def model_level(probabilities: dict[Risk, float], thresholds: Thresholds, brief: bool = False) -> Risk:
     acute = probabilities.get(Risk.acute, 0.0)
     high = acute + probabilities.get(Risk.high, 0.0)
     concern = high + probabilities.get(Risk.concern, 0.0)
-    if acute >= thresholds.acute:
+    if acute >= (thresholds.acute_brief if brief else thresholds.acute):
         return Risk.acute
     if high >= thresholds.high:
         return Risk.high
@@ -223,7 +228,11 @@ class RiskDetector:
         self.rules = rules
         self.model = model
 
-    def assess(self, text: str, theme: Theme = Theme.none) -> RiskAssessment:
+    def assess(
+        self, text: str, theme: Theme = Theme.none, conversational: bool = False
+    ) -> RiskAssessment:
+        """Assess one message. `conversational`: the intent classifier reads it as a
+        conversation move (greeting, yes/no, goodbye...), which makes the classifier stricter."""
         normalised = normalize(text[:RISK_MAX_CHARS])
         neutral, idioms = self.rules.neutralise_idioms(normalised)
         hits = self.rules.match(neutral)
@@ -240,7 +249,8 @@ class RiskDetector:
             if level.rank > rule_level.rank:
                 rule_level, category = level, hit.category
         probabilities = self.model.risk_probabilities(neutral)
-        from_model = model_level(probabilities, self.rules.thresholds)
+        brief = conversational or len(_TOKEN.findall(normalised)) <= _BRIEF_WORDS
+        from_model = model_level(probabilities, self.rules.thresholds, brief)
         if neutral != normalised and len(_TOKEN.findall(neutral)) - neutral.count("_") <= _MIN_WORDS:
             # Little is left once idioms and negated phrases are removed: the classifier's opinion
             # on three words is noise, so the rules decide ("ik heb geen zelfmoordgedachten").

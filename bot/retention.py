@@ -1,0 +1,45 @@
+"""Retention: transcripts and channel addresses are deleted RETENTION_DAYS after a conversation's
+last message. Deleting a conversation deletes its messages, handoffs and encrypted address
+(foreign keys cascade); the audit log keeps who opened what, without any text."""
+
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.storage.models import Conversation
+
+logger = logging.getLogger(__name__)
+
+
+def purge(session: Session, now: datetime, retention_days: int) -> int:
+    """Delete every conversation whose last activity is older than the retention period."""
+    cutoff = now - timedelta(days=retention_days)
+    last_activity = func.coalesce(Conversation.last_message_at, Conversation.created_at)
+    ids = session.scalars(select(Conversation.id).where(last_activity < cutoff)).all()
+    if ids:
+        # ORM delete so the cascade to messages and handoffs also runs on SQLite without FKs.
+        for conversation in session.scalars(select(Conversation).where(Conversation.id.in_(ids))):
+            session.delete(conversation)
+        session.flush()
+        # Whatever the ORM did not load is removed by the database's ON DELETE CASCADE.
+        session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
+    logger.info("retention purge: %d conversation(s) older than %d days deleted", len(ids), retention_days)
+    return len(ids)
+
+
+def run_forever(factory: sessionmaker[Session], retention_days: int, interval_seconds: float) -> None:
+    """Purge now and then every `interval_seconds`, until interrupted."""
+    from bot.storage.models import utcnow
+
+    while True:
+        try:
+            with factory() as session, session.begin():
+                purge(session, utcnow(), retention_days)
+        except Exception:  # the worker keeps going; the next round retries
+            logger.exception("retention purge failed")
+        time.sleep(interval_seconds)
