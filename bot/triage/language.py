@@ -20,6 +20,7 @@ class LanguageGuesser:
     nl: frozenset[str]
     en: frozenset[str]
     other: dict[str, frozenset[str]]
+    other_letters: frozenset[str] = frozenset()
 
     @classmethod
     def load(cls, path: Path) -> "LanguageGuesser":
@@ -32,6 +33,7 @@ class LanguageGuesser:
                     code: frozenset(normalize(str(w)) for w in items)
                     for code, items in (document.get("other") or {}).items()
                 },
+                other_letters=frozenset(str(document.get("other_letters") or "")),
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
             raise DataError(f"{path}: cannot read language clues: {error}") from None
@@ -45,9 +47,12 @@ class LanguageGuesser:
         tokens = words(normalize(text))
         if not tokens:
             return Language.nl
+        letters_bonus = 2 * len(self.other_letters.intersection(text))
         nl = sum(1 for t in tokens if t in self.nl)
         en = sum(1 for t in tokens if t in self.en)
-        best_other = max((sum(1 for t in tokens if t in vocab) for vocab in self.other.values()), default=0)
+        best_other = letters_bonus + max(
+            (sum(1 for t in tokens if t in vocab) for vocab in self.other.values()), default=0
+        )
         # Other languages must clearly beat both: many clue words are shared with Dutch.
         if best_other > max(nl, en) and best_other >= 2:
             return Language.other
