@@ -27,12 +27,12 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from bot.triage.nludata import NLUData, load_training
-from bot.triage.text import CLASSIFIER_MAX_CHARS, apply_synonyms, normalize
+from bot.triage.text import CLASSIFIER_MAX_CHARS, Synonyms, normalize
 from bot.triage.types import Risk
 
 logger = logging.getLogger(__name__)
 
-MODEL_FORMAT = 3
+MODEL_FORMAT = 4
 RANKING_LENGTH = 10
 
 
@@ -103,7 +103,7 @@ class EmbeddedModel:
     """Feature space plus intent and risk classifiers, trained together."""
 
     def __init__(self, synonyms: dict[str, str] | None = None) -> None:
-        self.synonyms = dict(synonyms or {})
+        self.synonyms = Synonyms(synonyms or {})
         self.words = _word_features()
         self.chars = _char_features()
         self.intent_clf = _classifier()
@@ -113,7 +113,7 @@ class EmbeddedModel:
         self._last: tuple[str, spmatrix] | None = None
 
     def prepare(self, text: str) -> str:
-        return apply_synonyms(normalize(text[:CLASSIFIER_MAX_CHARS]), self.synonyms)
+        return self.synonyms.apply(normalize(text[:CLASSIFIER_MAX_CHARS]))
 
     def fit(self, data: NLUData) -> "EmbeddedModel":
         texts = [self.prepare(t) for t in data.texts()]

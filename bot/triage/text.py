@@ -49,8 +49,19 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text)
 
 
-def apply_synonyms(text: str, synonyms: dict[str, str]) -> str:
-    """Replace whole-word abbreviations (vk -> verloskundige) in a normalised text."""
-    if not synonyms:
-        return text
-    return " ".join(synonyms.get(token, token) for token in text.split(" "))
+class Synonyms:
+    """Whole-word replacement of abbreviations (vk -> verloskundige) in a normalised text."""
+
+    def __init__(self, mapping: dict[str, str]) -> None:
+        self.mapping = {normalize(k): normalize(v) for k, v in mapping.items() if k.strip()}
+        keys = sorted(self.mapping, key=len, reverse=True)
+        self._pattern = (
+            re.compile(r"(?<![\w'])(?:" + "|".join(re.escape(k) for k in keys) + r")(?![\w'])")
+            if keys
+            else None
+        )
+
+    def apply(self, text: str) -> str:
+        if self._pattern is None:
+            return text
+        return self._pattern.sub(lambda m: self.mapping[m.group(0)], text)
