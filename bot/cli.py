@@ -5,7 +5,7 @@ Subcommands (their names and output are contracts):
   nlu train | nlu test [--data PATH] [--json]
   serve [--host 127.0.0.1] [--port 8000]
   db upgrade
-  worker [--once]
+  worker [--once]                       deliver replies, purge old transcripts
   catalogue check
 """
 
@@ -127,8 +127,17 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.web.app import create_app
 
-    app = create_app(settings)
-    print(f"Oudertelefoon on http://{args.host}:{args.port}  (health: /health, triage: POST /api/triage)")
+    app = create_app(settings, run_worker=not args.no_worker)
+    channels = ["web chat (/chat)"]
+    channels.append("Telegram (/webhooks/telegram)" if settings.telegram_enabled
+                    else "Telegram off (set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET)")
+    channels.append("SMS and WhatsApp (/webhooks/twilio/messaging)" if settings.twilio_enabled
+                    else "SMS and WhatsApp off (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
+    print(f"Oudertelefoon on http://{args.host}:{args.port}/chat  (health: /health, triage: POST /api/triage)")
+    for line in channels:
+        print(f"  channel: {line}")
+    print("  replies are delivered " + ("by a separate `oudertelefoon worker`" if args.no_worker
+                                         else "by this process"))
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
     return 0
 
@@ -152,19 +161,36 @@ def cmd_catalogue_check(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.retention import purge, run_forever
-    from bot.storage import db
-    from bot.storage.models import utcnow
+    import asyncio
+    import signal
 
-    engine = db.make_engine(settings.effective_database_url)
-    factory = db.session_factory(engine)
-    if args.once:
-        with db.transaction(factory) as session:
-            count = purge(session, utcnow(), settings.retention_days)
-        print(f"purged {count} conversation(s) older than {settings.retention_days} days")
-        return 0
-    print(f"worker: purging transcripts older than {settings.retention_days} days every {args.interval:.0f} s")
-    run_forever(factory, settings.retention_days, args.interval)
+    from bot.web.app import build_services, purge_now
+
+    services = build_services(settings)
+
+    async def run() -> None:
+        worker = services.worker()
+        if args.once:
+            services.pipeline.recover()
+            sent = 0
+            while batch := await worker.run_once():
+                sent += batch
+            purge_now(services)
+            print(f"worker: delivered {sent} message(s), purged transcripts older than "
+                  f"{settings.retention_days} days")
+        else:
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            print(f"worker: delivering replies; purging transcripts older than "
+                  f"{settings.retention_days} days every {args.interval:.0f} s")
+            await worker.run_forever(stop, recover=services.pipeline.recover,
+                                     housekeeping=lambda: purge_now(services),
+                                     housekeeping_seconds=args.interval)
+        await services.close()
+
+    asyncio.run(run())
     return 0
 
 
@@ -190,6 +216,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--no-worker", action="store_true",
+                       help="do not deliver replies here (run `oudertelefoon worker` instead)")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)
@@ -197,8 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     db_upgrade.add_argument("revision", nargs="?", default="head")
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
-    worker = sub.add_parser("worker", help="background jobs: the retention purge")
-    worker.add_argument("--once", action="store_true", help="purge once and exit")
+    worker = sub.add_parser("worker", help="deliver replies, recover unhandled messages, purge old transcripts")
+    worker.add_argument("--once", action="store_true", help="one round and exit")
     worker.add_argument("--interval", type=float, default=3600.0, help="seconds between purges")
     worker.set_defaults(func=cmd_worker)
 

@@ -66,6 +66,23 @@ class Settings(BaseSettings):
         default=None, alias="CATALOGUE_INCLUDE_UNVERIFIED"
     )
     region: str = Field(default="amsterdam", alias="DEFAULT_REGION")
+    timezone: str = Field(default="Europe/Amsterdam", alias="TIMEZONE")
+    # Opening hours per queue, "HH:MM-HH:MM" (24:00 allowed); outside them, nobody is expected.
+    volunteer_hours: str = Field(default="09:00-23:00", alias="VOLUNTEER_HOURS")
+    professional_hours: str = Field(default="08:00-22:00", alias="PROFESSIONAL_HOURS")
+    handling_minutes: int = Field(default=12, ge=1, le=240, alias="AVERAGE_HANDLING_MINUTES")
+    public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+    telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
+    telegram_webhook_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
+    telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
+    twilio_account_sid: str | None = Field(default=None, alias="TWILIO_ACCOUNT_SID")
+    twilio_auth_token: SecretStr | None = Field(default=None, alias="TWILIO_AUTH_TOKEN")
+    twilio_sms_from: str | None = Field(default=None, alias="TWILIO_SMS_FROM")
+    twilio_whatsapp_from: str | None = Field(default=None, alias="TWILIO_WHATSAPP_FROM")
+    twilio_whatsapp_template_sid: str | None = Field(default=None, alias="TWILIO_WHATSAPP_TEMPLATE_SID")
+    twilio_api_base: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE")
+    # Replies to one conversation go out at most this often: a burst is slowed, never dropped.
+    reply_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="REPLY_INTERVAL_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
 
     @field_validator("database_url", "redis_url", mode="before")
@@ -95,7 +112,26 @@ class Settings(BaseSettings):
             raise ValueError("must be a redis://, rediss:// or unix:// URL (or empty for embedded)")
         return value
 
-    @field_validator("rasa_url")
+    @field_validator("volunteer_hours", "professional_hours")
+    @classmethod
+    def _check_hours(cls, value: str) -> str:
+        from bot.hours import parse_hours
+
+        parse_hours(value)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _check_timezone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError("must be an IANA time zone such as Europe/Amsterdam") from None
+        return value
+
+    @field_validator("rasa_url", "public_base_url", "telegram_api_base", "twilio_api_base")
     @classmethod
     def _check_rasa_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
@@ -147,6 +183,14 @@ class Settings(BaseSettings):
             handle.write(key + "\n")
         logger.info("generated a development SECRET_KEY in %s", path)
         return key.encode("utf-8")
+
+    @property
+    def telegram_enabled(self) -> bool:
+        return self.telegram_bot_token is not None and self.telegram_webhook_secret is not None
+
+    @property
+    def twilio_enabled(self) -> bool:
+        return bool(self.twilio_account_sid and self.twilio_auth_token)
 
     @property
     def nlu_dir(self) -> Path:

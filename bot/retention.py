@@ -5,11 +5,10 @@ last message. Deleting a conversation deletes its messages, handoffs and encrypt
 from __future__ import annotations
 
 import logging
-import time
 from datetime import datetime, timedelta
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from bot.storage.models import Conversation
 
@@ -31,15 +30,3 @@ def purge(session: Session, now: datetime, retention_days: int) -> int:
     logger.info("retention purge: %d conversation(s) older than %d days deleted", len(ids), retention_days)
     return len(ids)
 
-
-def run_forever(factory: sessionmaker[Session], retention_days: int, interval_seconds: float) -> None:
-    """Purge now and then every `interval_seconds`, until interrupted."""
-    from bot.storage.models import utcnow
-
-    while True:
-        try:
-            with factory() as session, session.begin():
-                purge(session, utcnow(), retention_days)
-        except Exception:  # the worker keeps going; the next round retries
-            logger.exception("retention purge failed")
-        time.sleep(interval_seconds)

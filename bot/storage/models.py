@@ -128,6 +128,15 @@ class Conversation(Base):
     route: Mapped[Route] = mapped_column(_enum(Route, "route"), default=Route.bot)
     region: Mapped[str | None] = mapped_column(String(64), nullable=True)
     welcomed: Mapped[bool] = mapped_column(Boolean, default=False)
+    # What the bot waits for from the parent ("choose_queue", "confirm_delete", "helped"), if anything.
+    awaiting: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    queue: Mapped[QueueName | None] = mapped_column(_enum(QueueName, "queue_name"), nullable=True)
+    priority: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    queue_reason: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    queued_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # When the parent was last told, while waiting, that their message was added.
+    waiting_notice_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(
         DateTime(timezone=True), default=utcnow, onupdate=utcnow
@@ -164,6 +173,8 @@ class Message(Base):
     media_kind: Mapped[str | None] = mapped_column(String(32), nullable=True)
     triage: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Set once the bot has decided its reply to this inbound message (NULL: still to do).
+    handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -235,3 +246,47 @@ class AuditLog(Base):
     action: Mapped[str] = mapped_column(String(64))
     conversation_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
     detail: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+
+
+class OutboxStatus(str, enum.Enum):
+    pending = "pending"
+    sent = "sent"
+    failed = "failed"  # gave up after the last retry
+    undeliverable = "undeliverable"  # e.g. WhatsApp's 24-hour window closed and no template
+
+
+class Outbox(Base):
+    """Replies waiting to go out. Written in the same transaction as the decision to send them;
+    the worker delivers them with retries. Each row carries its own encrypted address, so a
+    confirmation can still reach a parent whose conversation was just deleted; the address is
+    wiped once the row is done."""
+
+    __tablename__ = "outbox"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    message_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # The inbound message this answers, and the position in the reply: unique together, so a
+    # redelivered webhook or a replayed decision can never send the same reply twice.
+    reply_to: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    seq: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    address_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    text: Mapped[str] = mapped_column(Text)
+    status: Mapped[OutboxStatus] = mapped_column(
+        _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.pending
+    )
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)
+    delivery_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    __table_args__ = (
+        UniqueConstraint("reply_to", "seq", name="uq_outbox_reply_seq"),
+        Index("ix_outbox_due", "status", "next_attempt_at"),
+    )

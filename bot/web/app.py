@@ -1,53 +1,108 @@
-"""The web service. For now: health and the triage API; the channels and the dashboard
-(later issues) mount here too."""
+"""The web service: health, the triage API, the web chat and the channels' webhooks (a channel
+without credentials is simply off). The dashboard (the handoff issue) mounts here too."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any
 
 import redis
 from fastapi import Depends, FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field, field_validator
 from sqlalchemy import Engine, text
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from bot import __version__
+from bot.channels import web as web_chat
+from bot.channels.base import Sender
 from bot.config import Environment, Settings, load_settings
 from bot.intents.catalogue import Catalogue, load_catalogue
+from bot.intents.messages import Texts
+from bot.pipeline import Pipeline
+from bot.retention import purge
 from bot.storage import db
+from bot.storage.crypto import AddressVault
+from bot.storage.models import Channel, utcnow
 from bot.storage.redis import connect as connect_redis
 from bot.triage.engine import Triage
+from bot.worker import WebSender, Worker
 
 logger = logging.getLogger(__name__)
 
 MAX_TEXT_CHARS = 100_000
+WEB_DIR = Path(__file__).resolve().parent
+
+
+def purge_now(services: "Services") -> None:
+    with db.transaction(services.factory) as session:
+        purge(session, utcnow(), services.settings.retention_days)
 
 
 @dataclass
 class Services:
     settings: Settings
     engine: Engine
+    factory: sessionmaker[Session]
     redis: redis.Redis
     triage: Triage
     catalogue: Catalogue
+    texts: Texts
+    vault: AddressVault
+    pipeline: Pipeline
+    senders: dict[Channel, Sender] = field(default_factory=dict)
+
+    def worker(self) -> Worker:
+        return Worker(self.factory, self.vault, self.senders, redis_client=self.redis,
+                      whatsapp_template=bool(self.settings.twilio_whatsapp_template_sid))
+
+    async def close(self) -> None:
+        for sender in set(self.senders.values()):
+            await sender.close()
+        self.engine.dispose()
 
 
-def build_services(settings: Settings) -> Services:
+def build_senders(settings: Settings) -> dict[Channel, Sender]:
+    """A sender per channel that has credentials; a channel without them is simply off."""
+    senders: dict[Channel, Sender] = {Channel.web: WebSender()}
+    if settings.telegram_enabled:
+        from bot.channels.telegram import TelegramSender
+
+        senders[Channel.telegram] = TelegramSender(settings)
+    if settings.twilio_enabled:
+        from bot.channels.twilio import TwilioSender
+
+        twilio = TwilioSender(settings)
+        senders[Channel.sms] = twilio
+        senders[Channel.whatsapp] = twilio
+    return senders
+
+
+def build_services(settings: Settings, *, triage: Triage | None = None,
+                   fault: str | None = None) -> Services:
     """Everything the service needs, checked at start (a bad data file fails here, not later)."""
     url = settings.effective_database_url
     if settings.env is not Environment.production:
         db.upgrade(url)  # production runs `oudertelefoon db upgrade` as a deploy step
+    engine = db.make_engine(url)
+    factory = db.session_factory(engine)
+    redis_client = connect_redis(settings)
+    triage = triage or Triage.from_settings(settings)
+    catalogue = load_catalogue(settings.aanbod_dir)
+    texts = Texts.load(settings.messages_dir)
+    pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault)
     return Services(
-        settings=settings,
-        engine=db.make_engine(url),
-        redis=connect_redis(settings),
-        triage=Triage.from_settings(settings),
-        catalogue=load_catalogue(settings.aanbod_dir),
+        settings=settings, engine=engine, factory=factory, redis=redis_client, triage=triage,
+        catalogue=catalogue, texts=texts, vault=AddressVault(settings.secret), pipeline=pipeline,
+        senders=build_senders(settings),
     )
 
 
@@ -70,16 +125,48 @@ def get_services(request: Request) -> Services:
 ServicesDep = Annotated[Services, Depends(get_services)]
 
 
-def create_app(settings: Settings | None = None, services: Services | None = None) -> FastAPI:
+def create_app(
+    settings: Settings | None = None,
+    services: Services | None = None,
+    *,
+    run_worker: bool = False,
+) -> FastAPI:
+    """The app. `run_worker`: deliver replies in this process too (the one-command default)."""
     settings = settings or load_settings()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or await run_in_threadpool(build_services, settings)
+        stop = asyncio.Event()
+        task = None
+        if run_worker:
+            worker = app.state.services.worker()
+            task = asyncio.create_task(worker.run_forever(
+                stop, recover=app.state.services.pipeline.recover,
+                housekeeping=lambda: purge_now(app.state.services),
+            ))
         yield
-        app.state.services.engine.dispose()
+        stop.set()
+        if task is not None:
+            await task
+        await app.state.services.close()
 
     app = FastAPI(title="Oudertelefoon", version=__version__, lifespan=lifespan)
+    app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
+    templates = Jinja2Templates(directory=WEB_DIR / "templates")
+    app.include_router(web_chat.build_router(templates, get_services))
+    if settings.telegram_enabled:
+        from bot.channels import telegram
+
+        app.include_router(telegram.build_router(get_services))
+    if settings.twilio_enabled:
+        from bot.channels import twilio
+
+        app.include_router(twilio.build_router(get_services))
+
+    @app.get("/", include_in_schema=False)
+    def root() -> RedirectResponse:
+        return RedirectResponse("/chat")
 
     @app.get("/health")
     def health(services: ServicesDep) -> JSONResponse:

@@ -8,23 +8,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bot.config import Settings
-from bot.intents.catalogue import load_catalogue
-from bot.storage import db
-from bot.storage.redis import connect
 from bot.triage.engine import Triage
-from bot.web.app import MAX_TEXT_CHARS, Services, build_services, create_app
+from bot.web.app import MAX_TEXT_CHARS, build_services, create_app
 
 
 @pytest.fixture
 def client(settings: Settings, triage: Triage) -> Iterator[TestClient]:
-    db.upgrade(settings.effective_database_url)
-    services = Services(
-        settings=settings,
-        engine=db.make_engine(settings.effective_database_url),
-        redis=connect(settings),
-        triage=triage,
-        catalogue=load_catalogue(settings.aanbod_dir),
-    )
+    services = build_services(settings, triage=triage)
     with TestClient(create_app(settings, services)) as test_client:
         yield test_client
 
@@ -58,11 +48,11 @@ def test_malformed_json(client: TestClient) -> None:
     assert response.status_code == 422
 
 
-def test_build_services_migrates_the_database(settings: Settings, embedded_model: object) -> None:
-    services = build_services(settings)
+def test_build_services_migrates_the_database(settings: Settings, triage: Triage) -> None:
+    services = build_services(settings, triage=triage)
     try:
         with services.engine.connect() as connection:
             version = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-        assert version == "0001"
+        assert version == "0002"
     finally:
         services.engine.dispose()

@@ -1,0 +1,60 @@
+"""Opening hours per queue ("09:00-23:00") and when the next shift starts. Pure functions."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+_HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+@dataclass(frozen=True)
+class Hours:
+    """Daily opening hours; `end` 24:00 means midnight. Start == end means always open."""
+
+    start_minute: int
+    end_minute: int
+
+    @property
+    def always(self) -> bool:
+        return self.start_minute == 0 and self.end_minute == 24 * 60
+
+    def text(self) -> str:
+        return f"{_fmt(self.start_minute)}-{_fmt(self.end_minute)}"
+
+    def is_open(self, moment: datetime, zone: ZoneInfo) -> bool:
+        local = moment.astimezone(zone)
+        minute = local.hour * 60 + local.minute
+        if self.start_minute <= self.end_minute:
+            return self.start_minute <= minute < self.end_minute
+        return minute >= self.start_minute or minute < self.end_minute  # past midnight
+
+    def next_opening(self, moment: datetime, zone: ZoneInfo) -> datetime:
+        """The next moment the line opens (or `moment` itself when open now)."""
+        if self.is_open(moment, zone):
+            return moment
+        local = moment.astimezone(zone)
+        opening = datetime.combine(local.date(), _clock(self.start_minute), tzinfo=zone)
+        if opening <= local:
+            opening = datetime.combine(local.date() + timedelta(days=1), _clock(self.start_minute), tzinfo=zone)
+        return opening
+
+
+def _fmt(minute: int) -> str:
+    return f"{minute // 60:02d}:{minute % 60:02d}"
+
+
+def _clock(minute: int) -> time:
+    return time(minute // 60 % 24, minute % 60)
+
+
+def parse_hours(value: str) -> Hours:
+    match = _HOURS.match(value)
+    if not match:
+        raise ValueError('must look like "09:00-23:00"')
+    h1, m1, h2, m2 = (int(g) for g in match.groups())
+    if h1 > 23 or h2 > 24 or m1 > 59 or m2 > 59 or (h2 == 24 and m2 != 0):
+        raise ValueError('must look like "09:00-23:00" with real times')
+    return Hours(h1 * 60 + m1, h2 * 60 + m2)

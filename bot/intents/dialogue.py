@@ -1,0 +1,299 @@
+"""The dialogue: what the bot says and does next, for one parent message. A pure function.
+
+`decide` gets a view of the conversation, the message and its triage, and returns a Decision:
+the texts to send (in order) and the state changes. It does no I/O; the pipeline applies it.
+Rules, in order:
+1. Danger now: the emergency guidance comes FIRST in the same reply, then the conversation goes to
+   the top of the professional queue (never downgraded).
+2. Once a person has the conversation (status claimed), the bot is silent.
+3. What the bot was waiting for (a queue choice, a yes to deletion, "did this help?").
+4. While queued: questions about privacy, hours and deletion are answered; otherwise the
+   message joins the conversation, with at most one "your message was added" per 10 minutes.
+5. Conversation intents, then the route: catalogue answer, a choice of queue, or the queue.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from bot.hours import Hours
+from bot.intents.catalogue import Catalogue, render_answer
+from bot.intents.messages import Texts
+from bot.storage.models import ConversationStatus, QueueName
+from bot.triage.engine import TriageResult
+from bot.triage.types import ConversationIntent, Language, Risk, Route, Theme
+from handoff.interfaces import PRIORITY, WaitEstimate
+
+NOTICE_INTERVAL = timedelta(minutes=10)
+_YES = re.compile(r"^\s*(ja+|jaa|jep|jup|yes|yep|ok(ay|e)?|zeker|graag|doe maar|klopt|evet|tak|si|sí|oui)\b", re.I)
+_NO = re.compile(r"^\s*(nee+|neen|no+|nope|niet|liever niet|hayir|hayır|nie|non)\b", re.I)
+_VOLUNTEER = re.compile(r"^\s*(1|een|één|vrijwillig\w*|volunteer|ervaringsouder|ouder)\b", re.I)
+_PROFESSIONAL = re.compile(r"^\s*(2|twee|prof\w*|hulpverlen\w*|deskundige)\b", re.I)
+_HUMAN_WORDS = re.compile(r"^\s*(mens|human|person|iemand)\s*[.!?]*\s*$", re.I)
+_DAYS = {
+    "nl": ["maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"],
+    "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],
+}
+
+
+@dataclass(frozen=True)
+class ConversationView:
+    """What the dialogue needs to know about a conversation."""
+
+    welcomed: bool
+    status: ConversationStatus
+    awaiting: str | None
+    language: str
+    queue: QueueName | None
+    priority: int | None
+    waiting_notice_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Incoming:
+    text: str
+    triage: TriageResult | None
+    media_only: bool = False
+    command: str | None = None
+
+
+@dataclass
+class Decision:
+    replies: list[str] = field(default_factory=list)
+    status: ConversationStatus | None = None
+    queue: QueueName | None = None
+    priority: int | None = None
+    reason: str | None = None
+    awaiting: str | None = None  # the new value (None clears it)
+    welcomed: bool = False
+    notice_at: datetime | None = None
+    delete: bool = False
+    close: bool = False
+
+
+@dataclass(frozen=True)
+class DialogueContext:
+    texts: Texts
+    catalogue: Catalogue
+    retention_days: int
+    volunteer_hours: Hours
+    professional_hours: Hours
+    zone: ZoneInfo
+    region: str
+    include_unverified: bool
+    estimate: Callable[[QueueName, int], WaitEstimate]
+    now: datetime
+
+
+def decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) -> Decision:
+    lang = _language(view, incoming)
+    t = ctx.texts
+    decision = Decision(awaiting=view.awaiting, welcomed=view.welcomed)
+
+    def say(key: str, **values: object) -> None:
+        decision.replies.append(t.get(key, lang, **values))
+
+    if incoming.command == "stop":
+        decision.replies.append(t.get("stop", lang))
+        decision.close, decision.awaiting = True, None
+        return decision
+
+    triage = incoming.triage
+    acute = triage is not None and triage.risk is Risk.acute
+    if view.status is ConversationStatus.claimed:
+        return decision  # a person has it: the bot stays silent (the handoff issue adds alerts)
+
+    if acute and triage is not None:
+        say(f"emergency_{_emergency_kind(triage)}")
+    if not view.welcomed:
+        say("welcome", retention_days=ctx.retention_days)
+        decision.welcomed = True
+    if acute:
+        if view.status is not ConversationStatus.queued or view.queue is not QueueName.professional \
+                or (view.priority or 9) > PRIORITY[Risk.acute]:
+            _queue(decision, view, QueueName.professional, Risk.acute, "acute risk", ctx, lang)
+        decision.awaiting = None
+        return decision
+    if incoming.command == "start":
+        if view.welcomed:
+            say("greet_again")
+        return decision
+    if incoming.media_only or triage is None:
+        say("media")
+        return decision
+
+    intent = triage.intent
+
+    # 3. What the bot was waiting for.
+    if view.awaiting == "confirm_delete":
+        if _YES.match(incoming.text) or intent == ConversationIntent.affirm.value:
+            decision.replies.append(t.get("delete_done", lang))
+            decision.delete, decision.awaiting = True, None
+            return decision
+        decision.awaiting = None
+        if _NO.match(incoming.text) or intent == ConversationIntent.deny.value:
+            say("delete_cancelled")
+            return decision
+        view = replace(view, awaiting=None)
+    if view.awaiting == "choose_queue":
+        decision.awaiting = None
+        suggested = view.queue or QueueName.volunteer
+        if _VOLUNTEER.match(incoming.text):
+            return _queue(decision, view, QueueName.volunteer, triage.risk, "parent's choice", ctx, lang)
+        if _PROFESSIONAL.match(incoming.text):
+            return _queue(decision, view, QueueName.professional, triage.risk, "parent's choice", ctx, lang)
+        if intent in _ANSWERED_WHILE_WAITING or triage.theme is not Theme.none:
+            view = replace(view, awaiting=None)  # a new question: handle it below
+        else:
+            say("choose_queue_unclear")
+            return _queue(decision, view, suggested, triage.risk, "no choice made", ctx, lang, quiet=True)
+    if view.awaiting == "helped":
+        decision.awaiting = None
+        if intent == ConversationIntent.affirm.value or _YES.match(incoming.text):
+            say("helped_yes")
+            return decision
+        if intent == ConversationIntent.deny.value or _NO.match(incoming.text):
+            say("choose_queue")
+            decision.awaiting = "choose_queue"
+            return decision
+
+    # 4. While waiting for a person.
+    if view.status is ConversationStatus.queued and intent not in _ANSWERED_WHILE_WAITING:
+        if triage.risk.rank > Risk.none.rank and view.priority is not None \
+                and PRIORITY[triage.risk] < view.priority:
+            decision.priority = PRIORITY[triage.risk]  # moves up, never down
+        if view.waiting_notice_at is None or ctx.now - view.waiting_notice_at >= NOTICE_INTERVAL:
+            say("message_added")
+            decision.notice_at = ctx.now
+        return decision
+
+    # 5. Conversation intents.
+    if intent == ConversationIntent.delete_my_data.value:
+        say("delete_confirm")
+        decision.awaiting = "confirm_delete"
+        return decision
+    if intent == ConversationIntent.ask_privacy.value:
+        say("privacy", retention_days=ctx.retention_days)
+        return decision
+    if intent == ConversationIntent.ask_hours.value:
+        say("hours", volunteer_hours=ctx.volunteer_hours.text(),
+            professional_hours=ctx.professional_hours.text())
+        return decision
+    if intent == ConversationIntent.bot_challenge.value:
+        say("bot_challenge")
+        return decision
+    if intent == ConversationIntent.thanks.value:
+        say("thanks")
+        return decision
+    if intent == ConversationIntent.goodbye.value:
+        say("goodbye")
+        return decision
+    if intent == ConversationIntent.greet.value:
+        if view.welcomed:
+            say("greet_again")
+        return decision
+    if intent == ConversationIntent.out_of_scope.value:
+        say("out_of_scope")
+        return decision
+    if intent == ConversationIntent.ask_human.value or _HUMAN_WORDS.match(incoming.text):
+        if triage.route is Route.professional:
+            return _queue(decision, view, QueueName.professional, triage.risk, "asked for a person", ctx, lang)
+        say("choose_queue")
+        decision.awaiting = "choose_queue"
+        return decision
+
+    # 6. The route.
+    if triage.route is Route.professional:
+        reason = f"risk {triage.risk.value}" if triage.risk is Risk.high else f"theme {triage.theme.value}"
+        return _queue(decision, view, QueueName.professional, triage.risk, reason, ctx, lang)
+    if triage.route is Route.volunteer:
+        say("choose_queue")
+        decision.awaiting = "choose_queue"
+        return decision
+    if triage.clarify or triage.theme is Theme.none:
+        say("clarify")
+        if triage.language is Language.other:
+            say("other_language")
+        return decision
+    entries = ctx.catalogue.pick(triage.theme, region=ctx.region,
+                                 include_unverified=ctx.include_unverified)
+    if entries:
+        decision.replies.append(render_answer(entries, _catalogue_language(lang)))
+        decision.awaiting = "helped"
+    else:
+        decision.replies.append(render_answer([], _catalogue_language(lang)))
+    if triage.language is Language.other:
+        say("other_language")
+    return decision
+
+
+_ANSWERED_WHILE_WAITING = {
+    ConversationIntent.ask_privacy.value,
+    ConversationIntent.ask_hours.value,
+    ConversationIntent.delete_my_data.value,
+    ConversationIntent.bot_challenge.value,
+}
+
+
+def _queue(decision: Decision, view: ConversationView, queue: QueueName, risk: Risk, reason: str,
+           ctx: DialogueContext, lang: str, quiet: bool = False) -> Decision:
+    """Queue (or re-queue higher) and tell the parent honestly how long it will take."""
+    priority = PRIORITY[risk]
+    if view.priority is not None and view.status is ConversationStatus.queued:
+        priority = min(priority, view.priority)
+    decision.status = ConversationStatus.queued
+    decision.queue, decision.priority, decision.reason = queue, priority, reason
+    t = ctx.texts
+    if not quiet:
+        key = "queued_emergency" if risk is Risk.acute else f"queued_{queue.value}"
+        decision.replies.append(t.get(key, lang))
+    decision.replies.append(wait_text(ctx, queue, priority, lang))
+    decision.notice_at = ctx.now
+    return decision
+
+
+def wait_text(ctx: DialogueContext, queue: QueueName, priority: int, lang: str) -> str:
+    estimate = ctx.estimate(queue, priority)
+    t = ctx.texts
+    if estimate.people_on_shift > 0 and estimate.minutes is not None:
+        key = "wait_minutes" if estimate.minutes <= 15 else "wait_busy"
+        return t.get(key, lang, minutes=max(5, estimate.minutes))
+    when = _when(ctx, estimate.next_shift_starts, lang)
+    return t.get("wait_after_hours", lang, when=when)
+
+
+def _when(ctx: DialogueContext, moment: datetime | None, lang: str) -> str:
+    t = ctx.texts
+    if moment is None or moment <= ctx.now:
+        return t.get("when_soon", lang)
+    local = moment.astimezone(ctx.zone)
+    today = ctx.now.astimezone(ctx.zone).date()
+    clock = local.strftime("%H:%M")
+    if local.date() == today:
+        return t.get("when_today", lang, time=clock)
+    if local.date() == today + timedelta(days=1):
+        return t.get("when_tomorrow", lang, time=clock)
+    day = _DAYS["en" if lang == "en" else "nl"][local.weekday()]
+    return t.get("when_day", lang, day=day, time=clock)
+
+
+def _language(view: ConversationView, incoming: Incoming) -> str:
+    if incoming.triage is not None and incoming.triage.language is Language.en:
+        return "en"
+    if view.language == "en" and len(incoming.text.split()) < 4:
+        return "en"  # "ok", "yes 2": too short to switch back
+    return "nl"
+
+
+def _catalogue_language(lang: str) -> Language:
+    return Language.en if lang == "en" else Language.nl
+
+
+def _emergency_kind(triage: TriageResult) -> str:
+    category = triage.risk_category or "general"
+    return category if category in {"suicide", "violence", "child", "pregnancy"} else "general"
+

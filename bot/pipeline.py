@@ -1,0 +1,399 @@
+"""The one pipeline every inbound message goes through, on every channel.
+
+Order of work (each step safe to repeat):
+1. receive: deduplicate on the provider's message id, then store the message together with the
+   conversation update, in one transaction. After this commit nothing the parent sent is lost.
+2. handle: triage (risk first; it works when Rasa is down), decide the reply (bot.intents.dialogue),
+   and write the reply texts to the outbox, in a second transaction that also marks the message
+   handled. A crash between 1 and 2 leaves the message unhandled: `recover` (run by the worker,
+   and by a redelivered webhook) handles it, and the outbox's unique (reply_to, seq) makes sure a
+   reply is never written twice.
+3. the worker delivers the outbox with retries (bot.worker).
+Unexpected errors in step 2 are caught here: the parent gets a safe fallback text and the
+conversation goes to a person, so a parent never meets silence.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import redis
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.channels.base import MAX_STORED_CHARS, InboundMessage
+from bot.config import Settings
+from bot.errors import OudertelefoonError
+from bot.hours import parse_hours
+from bot.intents.catalogue import Catalogue
+from bot.intents.dialogue import ConversationView, Decision, DialogueContext, Incoming, decide
+from bot.intents.messages import Texts
+from bot.privacy import mask
+from bot.storage.models import (
+    Author,
+    Conversation,
+    ConversationStatus,
+    Direction,
+    Handoff,
+    Message,
+    Outbox,
+    QueueName,
+    utcnow,
+)
+from bot.triage.engine import Triage, TriageResult
+from bot.triage.types import Language, Risk, Route, Theme
+from handoff.estimate import estimate_wait
+from handoff.interfaces import PRIORITY
+
+logger = logging.getLogger(__name__)
+
+WAKE_KEY = "ot:outbox:wake"
+SEEN_TTL_SECONDS = 3 * 24 * 3600
+
+
+class InjectedFault(OudertelefoonError):
+    """Raised on purpose by OUDERTELEFOON_FAULT in tests, to prove that a crash loses nothing."""
+
+
+@dataclass(frozen=True)
+class Received:
+    message_id: str | None
+    conversation_id: str | None
+    duplicate: bool
+    handled: bool
+
+
+class Pipeline:
+    """Receives, triages, decides and queues replies. Synchronous; web handlers call it in a
+    thread so the event loop never blocks."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        factory: sessionmaker[Session],
+        triage: Triage,
+        catalogue: Catalogue,
+        texts: Texts,
+        redis_client: redis.Redis | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        fault: str | None = None,
+    ) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.triage = triage
+        self.catalogue = catalogue
+        self.texts = texts
+        self.redis = redis_client
+        self.clock = clock
+        self.fault = fault
+        self.zone = ZoneInfo(settings.timezone)
+        self.hours = {
+            QueueName.volunteer: parse_hours(settings.volunteer_hours),
+            QueueName.professional: parse_hours(settings.professional_hours),
+        }
+
+    # 1. receive --------------------------------------------------------------------------
+
+    def receive(self, inbound: InboundMessage) -> Received:
+        """Store the message (once). Returns what was stored and whether it is already handled."""
+        if not inbound.provider_message_id:
+            raise ValueError("provider_message_id is required")
+        if not inbound.text.strip() and inbound.media_kind is None:
+            return Received(None, None, False, True)  # an empty message is ignored, not stored
+        now = self.clock()
+        with self.factory() as session, session.begin():
+            existing = session.scalar(
+                select(Message).where(
+                    Message.channel == inbound.channel,
+                    Message.provider_message_id == inbound.provider_message_id,
+                )
+            )
+            if existing is not None:
+                return Received(existing.id, existing.conversation_id, True, existing.handled_at is not None)
+            if self._seen_before(inbound):
+                # Stored once and deleted since ("verwijder mijn gegevens"): a replay is ignored.
+                return Received(None, None, True, True)
+            conversation = self._active_conversation(session, inbound)
+            conversation.address_encrypted = inbound.address_encrypted
+            conversation.last_message_at = now
+            conversation.last_inbound_at = now
+            text = inbound.text[:MAX_STORED_CHARS]
+            message = Message(
+                channel=inbound.channel,
+                direction=Direction.inbound,
+                author=Author.parent,
+                provider_message_id=inbound.provider_message_id,
+                text=text,
+                text_masked=mask(text),
+                media_kind=inbound.media_kind.value if inbound.media_kind else None,
+                created_at=now,
+            )
+            conversation.messages.append(message)
+            try:
+                session.flush()
+            except IntegrityError:
+                # The same delivery, stored a moment ago by a concurrent request.
+                session.rollback()
+                return self.receive(inbound)
+            message_id, conversation_id = message.id, conversation.id
+        self._mark_seen(inbound)
+        return Received(message_id, conversation_id, False, False)
+
+    def _seen_before(self, inbound: InboundMessage) -> bool:
+        if self.redis is None:
+            return False
+        try:
+            return bool(self.redis.exists(self._seen_key(inbound)))
+        except redis.RedisError:
+            return False  # SQL stays the truth; Redis only remembers deleted ones
+
+    def _mark_seen(self, inbound: InboundMessage) -> None:
+        if self.redis is None:
+            return
+        try:
+            self.redis.set(self._seen_key(inbound), 1, ex=SEEN_TTL_SECONDS)
+        except redis.RedisError:
+            logger.warning("redis unavailable: replay memory for deleted conversations skipped")
+
+    @staticmethod
+    def _seen_key(inbound: InboundMessage) -> str:
+        return f"ot:seen:{inbound.channel.value}:{inbound.provider_message_id}"
+
+    def _active_conversation(self, session: Session, inbound: InboundMessage) -> Conversation:
+        conversation = session.scalar(
+            select(Conversation)
+            .where(
+                Conversation.channel == inbound.channel,
+                Conversation.pseudonym == inbound.pseudonym,
+                Conversation.status != ConversationStatus.closed,
+            )
+            .order_by(Conversation.created_at.desc())
+            .limit(1)
+            .with_for_update()
+        )
+        if conversation is None:
+            conversation = Conversation(channel=inbound.channel, pseudonym=inbound.pseudonym,
+                                        themes=[], created_at=self.clock())
+            session.add(conversation)
+        return conversation
+
+    # 2. handle ---------------------------------------------------------------------------
+
+    def process(self, inbound: InboundMessage) -> Received:
+        """receive + handle: what a webhook calls. Safe to call again with the same message."""
+        received = self.receive(inbound)
+        if received.message_id is None or received.handled:
+            return received
+        if self.fault == "after_store":
+            raise InjectedFault("injected crash between storing and replying")
+        self.handle(received.message_id)
+        return Received(received.message_id, received.conversation_id, received.duplicate, True)
+
+    def handle(self, message_id: str) -> int:
+        """Triage and answer one stored message; returns the number of replies queued."""
+        try:
+            return self._handle(message_id)
+        except Exception as error:  # the boundary: never leave a parent in silence
+            logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
+            return self._fallback(message_id)
+
+    def _handle(self, message_id: str) -> int:
+        now = self.clock()
+        with self.factory() as session, session.begin():
+            message = session.get(Message, message_id)
+            if message is None or message.handled_at is not None:
+                return 0
+            conversation = session.scalar(
+                select(Conversation).where(Conversation.id == message.conversation_id).with_for_update()
+            )
+            assert conversation is not None
+            command = _command(message.text)
+            result = self.triage.run(message.text) if message.text.strip() and not command else None
+            if result is None and message.media_kind is None and command is None:
+                message.handled_at = now  # an empty message: stored, not answered
+                return 0
+            if result is not None:
+                message.triage = result.stored()
+                self._update_conversation(conversation, result)
+            decision = decide(
+                self._view(conversation),
+                Incoming(text=message.text, triage=result,
+                         media_only=result is None and message.media_kind is not None,
+                         command=command),
+                self._context(session, now),
+            )
+            count = self._apply(session, conversation, message, decision, now)
+            message.handled_at = now
+        if count:
+            self._wake()
+        return count
+
+    def _update_conversation(self, conversation: Conversation, result: TriageResult) -> None:
+        if result.theme is not Theme.none and result.theme.value not in (conversation.themes or []):
+            conversation.themes = [*(conversation.themes or []), result.theme.value]
+        conversation.highest_risk = Risk.highest(conversation.highest_risk, result.risk)
+        if _route_rank(result.route) > _route_rank(conversation.route):
+            conversation.route = result.route
+        if result.language is Language.en:
+            conversation.language = "en"
+        elif result.language is Language.other:
+            conversation.language = "other"
+        elif len(result.text.split()) >= 4:
+            conversation.language = "nl"
+
+    def _view(self, conversation: Conversation) -> ConversationView:
+        return ConversationView(
+            welcomed=conversation.welcomed,
+            status=conversation.status,
+            awaiting=conversation.awaiting,
+            language=conversation.language,
+            queue=conversation.queue,
+            priority=conversation.priority,
+            waiting_notice_at=conversation.waiting_notice_at,
+        )
+
+    def _context(self, session: Session, now: datetime) -> DialogueContext:
+        def estimate(queue: QueueName, priority: int):  # type: ignore[no-untyped-def]
+            return estimate_wait(session, queue, priority, now=now, hours=self.hours[queue],
+                                 zone=self.zone, handling_minutes=self.settings.handling_minutes)
+
+        return DialogueContext(
+            texts=self.texts,
+            catalogue=self.catalogue,
+            retention_days=self.settings.retention_days,
+            volunteer_hours=self.hours[QueueName.volunteer],
+            professional_hours=self.hours[QueueName.professional],
+            zone=self.zone,
+            region=self.settings.region,
+            include_unverified=self.settings.include_unverified_catalogue,
+            estimate=estimate,
+            now=now,
+        )
+
+    def _apply(self, session: Session, conversation: Conversation, message: Message,
+               decision: Decision, now: datetime) -> int:
+        conversation.welcomed = conversation.welcomed or decision.welcomed
+        conversation.awaiting = decision.awaiting
+        if decision.notice_at is not None:
+            conversation.waiting_notice_at = decision.notice_at
+        if decision.status is ConversationStatus.queued and decision.queue is not None:
+            newly = conversation.status is not ConversationStatus.queued
+            conversation.status = ConversationStatus.queued
+            conversation.queue = decision.queue
+            conversation.priority = decision.priority
+            conversation.queue_reason = decision.reason
+            if newly:
+                conversation.queued_at = now
+            session.add(Handoff(conversation_id=conversation.id, queue=decision.queue,
+                                priority=decision.priority if decision.priority is not None else 3,
+                                reason=decision.reason or ""))
+        elif decision.priority is not None and conversation.status is ConversationStatus.queued:
+            conversation.priority = decision.priority
+        if decision.close:
+            conversation.status = ConversationStatus.closed
+            conversation.closed_at = now
+        address = conversation.address_encrypted
+        first_slot = self._next_slot(session, conversation.id, now)
+        for seq, text in enumerate(decision.replies):
+            reply = Message(channel=conversation.channel, direction=Direction.outbound,
+                            author=Author.bot, text=text, text_masked=text,
+                            created_at=now + timedelta(milliseconds=seq + 1))
+            if not decision.delete:
+                conversation.messages.append(reply)
+                session.flush()
+            session.add(Outbox(
+                conversation_id=None if decision.delete else conversation.id,
+                message_id=None if decision.delete else reply.id,
+                reply_to=message.id,
+                seq=seq,
+                channel=conversation.channel,
+                address_encrypted=address,
+                text=text,
+                next_attempt_at=first_slot + timedelta(seconds=seq * 0.01),
+            ))
+        if decision.replies:
+            conversation.last_message_at = now
+        if decision.delete:
+            session.flush()
+            session.delete(conversation)  # messages and handoffs go with it (cascade)
+        return len(decision.replies)
+
+    def _next_slot(self, session: Session, conversation_id: str, now: datetime) -> datetime:
+        """Replies to one conversation are spaced: a burst of messages is slowed, not dropped."""
+        last = session.scalar(
+            select(func.max(Outbox.next_attempt_at)).where(Outbox.conversation_id == conversation_id)
+        )
+        if last is None:
+            return now
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=now.tzinfo)
+        return max(now, last + timedelta(seconds=self.settings.reply_interval_seconds))
+
+    def _fallback(self, message_id: str) -> int:
+        """A safe text and a person, when deciding failed."""
+        now = self.clock()
+        try:
+            with self.factory() as session, session.begin():
+                message = session.get(Message, message_id)
+                if message is None or message.handled_at is not None:
+                    return 0
+                conversation = session.get(Conversation, message.conversation_id)
+                assert conversation is not None
+                language = "en" if conversation.language == "en" else "nl"
+                text = self.texts.get("fallback", language)
+                decision = Decision(replies=[text], status=ConversationStatus.queued,
+                                    queue=QueueName.professional if conversation.highest_risk.rank >= 2
+                                    else QueueName.volunteer,
+                                    priority=PRIORITY[conversation.highest_risk],
+                                    reason="the bot failed", awaiting=None,
+                                    welcomed=conversation.welcomed)
+                count = self._apply(session, conversation, message, decision, now)
+                message.handled_at = now
+            self._wake()
+            return count
+        except Exception as error:
+            logger.error("fallback failed too (%s); the worker retries the message", type(error).__name__)
+            return 0
+
+    def _wake(self) -> None:
+        if self.redis is None:
+            return
+        try:
+            self.redis.lpush(WAKE_KEY, 1)
+            self.redis.ltrim(WAKE_KEY, 0, 0)
+        except redis.RedisError:
+            logger.warning("redis unavailable: the worker finds the replies on its next round")
+
+    # 3. recovery -------------------------------------------------------------------------
+
+    def recover(self, older_than: timedelta = timedelta(seconds=5)) -> int:
+        """Handle every stored inbound message that was never handled (a crash in between)."""
+        cutoff = self.clock() - older_than
+        with self.factory() as session:
+            ids = session.scalars(
+                select(Message.id)
+                .where(Message.direction == Direction.inbound, Message.handled_at.is_(None),
+                       Message.created_at <= cutoff)
+                .order_by(Message.created_at)
+                .limit(500)
+            ).all()
+        for message_id in ids:
+            self.handle(message_id)
+        if ids:
+            logger.info("recovered %d unhandled message(s)", len(ids))
+        return len(ids)
+
+
+def _route_rank(route: Route) -> int:
+    return [Route.bot, Route.volunteer, Route.professional, Route.emergency].index(route)
+
+
+def _command(text: str) -> str | None:
+    """Telegram's /start and /stop (also "/start@botname" and with arguments)."""
+    word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
+    return {"/start": "start", "/stop": "stop"}.get(word)

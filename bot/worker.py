@@ -1,0 +1,219 @@
+"""The worker: delivers the outbox with retries and backoff, recovers unhandled messages, and
+purges old transcripts. A provider that is down delays replies; it never drops them.
+
+Rows are leased (their next attempt moved a minute ahead) in a short transaction, with
+SKIP LOCKED on PostgreSQL, so several workers never send the same reply. Replies to one
+conversation go out in order; different conversations go out concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import redis
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.channels.base import DeliveryError, OutboundMessage, Sender, SendResult
+from bot.storage.crypto import AddressDecryptError, AddressVault
+from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, utcnow
+
+logger = logging.getLogger(__name__)
+
+LEASE = timedelta(seconds=60)
+MAX_ATTEMPTS = 20
+MAX_BACKOFF_SECONDS = 900
+BATCH = 100
+WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def backoff(attempts: int) -> timedelta:
+    """2, 4, 8 ... seconds, at most 15 minutes: 20 attempts span about four hours."""
+    return timedelta(seconds=min(2 ** max(attempts, 1), MAX_BACKOFF_SECONDS))
+
+
+class WebSender(Sender):
+    """The web chat reads its replies from the conversation; delivery is storing them."""
+
+    channels = (Channel.web,)
+
+    async def send(self, message: OutboundMessage) -> SendResult:
+        return SendResult(provider_message_id=None)
+
+
+class Worker:
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        vault: AddressVault,
+        senders: dict[Channel, Sender],
+        *,
+        redis_client: redis.Redis | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        whatsapp_template: bool = False,
+    ) -> None:
+        self.factory = factory
+        self.vault = vault
+        self.senders = senders
+        self.redis = redis_client
+        self.clock = clock
+        self.whatsapp_template = whatsapp_template
+        self._postgres = factory.kw["bind"].dialect.name == "postgresql"
+
+    def _lease(self) -> list[tuple[str, Channel, bytes | None, str, str | None, int]]:
+        now = self.clock()
+        with self.factory() as session, session.begin():
+            query = (
+                select(Outbox)
+                .where(Outbox.status == OutboxStatus.pending, Outbox.next_attempt_at <= now)
+                .order_by(Outbox.next_attempt_at, Outbox.seq)
+                .limit(BATCH)
+            )
+            if self._postgres:
+                query = query.with_for_update(skip_locked=True)
+            rows = session.scalars(query).all()
+            leased = []
+            for row in rows:
+                row.next_attempt_at = now + LEASE
+                leased.append((row.id, row.channel, row.address_encrypted, row.text,
+                               row.conversation_id, row.attempts))
+            return leased
+
+    async def run_once(self) -> int:
+        """Deliver everything that is due; returns how many were sent."""
+        leased = await asyncio.to_thread(self._lease)
+        if not leased:
+            return 0
+        groups: dict[str, list[tuple[str, Channel, bytes | None, str, str | None, int]]] = defaultdict(list)
+        for item in leased:
+            groups[item[4] or item[0]].append(item)
+        results = await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        return sum(results)
+
+    async def _deliver_group(self, items: list[tuple[str, Channel, bytes | None, str, str | None, int]]) -> int:
+        sent = 0
+        for outbox_id, channel, address_token, text, conversation_id, attempts in items:
+            ok = await self._deliver(outbox_id, channel, address_token, text, conversation_id, attempts)
+            if not ok:
+                break  # keep the order: later replies of this conversation wait for this one
+            sent += 1
+        return sent
+
+    async def _deliver(self, outbox_id: str, channel: Channel, address_token: bytes | None,
+                       text: str, conversation_id: str | None, attempts: int) -> bool:
+        sender = self.senders.get(channel)
+        if sender is None:
+            await asyncio.to_thread(self._retry, outbox_id, attempts, f"channel {channel.value} is off")
+            return False
+        try:
+            address = self.vault.decrypt(address_token) if address_token else ""
+        except AddressDecryptError:
+            await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.failed, None, "address unreadable")
+            return True
+        template = False
+        if channel is Channel.whatsapp and conversation_id:
+            outside = await asyncio.to_thread(self._outside_whatsapp_window, conversation_id)
+            if outside and not self.whatsapp_template:
+                await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.undeliverable, None,
+                                        "whatsapp 24-hour window closed; no template configured")
+                return True
+            template = outside
+        message = OutboundMessage(outbox_id=outbox_id, channel=channel, address=address, text=text,
+                                  conversation_id=conversation_id, template=template)
+        try:
+            result = await sender.send(message)
+        except DeliveryError as error:
+            logger.warning("delivery of %s on %s failed (%s)", outbox_id, channel.value,
+                           "will retry" if error.retryable else "giving up")
+            if error.retryable:
+                await asyncio.to_thread(self._retry, outbox_id, attempts, str(error)[:200])
+            else:
+                await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.failed, None, str(error)[:200])
+            return False
+        except Exception as error:  # an unexpected sender bug: retry, never drop
+            logger.error("sender for %s crashed (%s)", channel.value, type(error).__name__)
+            await asyncio.to_thread(self._retry, outbox_id, attempts, type(error).__name__)
+            return False
+        provider_id = getattr(result, "provider_message_id", None)
+        await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.sent, provider_id, None)
+        return True
+
+    def _outside_whatsapp_window(self, conversation_id: str) -> bool:
+        with self.factory() as session:
+            last = session.scalar(select(Conversation.last_inbound_at).where(Conversation.id == conversation_id))
+        if last is None:
+            return False
+        now = self.clock()
+        if last.tzinfo is None:
+            last = last.replace(tzinfo=now.tzinfo)
+        return now - last > WHATSAPP_WINDOW
+
+    def _retry(self, outbox_id: str, attempts: int, error: str) -> None:
+        with self.factory() as session, session.begin():
+            row = session.get(Outbox, outbox_id)
+            if row is None:
+                return
+            row.attempts = attempts + 1
+            row.last_error = error
+            if row.attempts >= MAX_ATTEMPTS:
+                row.status = OutboxStatus.failed
+                row.address_encrypted = None
+                logger.error("gave up on %s after %d attempts", outbox_id, row.attempts)
+            else:
+                row.next_attempt_at = self.clock() + backoff(row.attempts)
+
+    def _finish(self, outbox_id: str, status: OutboxStatus, provider_id: str | None, error: str | None) -> None:
+        with self.factory() as session, session.begin():
+            row = session.get(Outbox, outbox_id)
+            if row is None:
+                return
+            row.status = status
+            row.provider_message_id = provider_id
+            row.last_error = error
+            row.attempts += 1
+            row.address_encrypted = None  # the address is kept no longer than needed
+            if status is OutboxStatus.sent:
+                row.sent_at = self.clock()
+
+    async def run_forever(
+        self,
+        stop: asyncio.Event,
+        *,
+        recover: Callable[[], int] | None = None,
+        housekeeping: Callable[[], None] | None = None,
+        poll_seconds: float = 1.0,
+        housekeeping_seconds: float = 3600.0,
+    ) -> None:
+        """Deliver until `stop` is set. Wakes at once when the pipeline pushes to Redis."""
+        from bot.pipeline import WAKE_KEY
+
+        last_housekeeping = 0.0
+        loop = asyncio.get_running_loop()
+        while not stop.is_set():
+            try:
+                if recover is not None:
+                    await asyncio.to_thread(recover)
+                while await self.run_once():
+                    pass
+                if housekeeping is not None and loop.time() - last_housekeeping >= housekeeping_seconds:
+                    last_housekeeping = loop.time()
+                    await asyncio.to_thread(housekeeping)
+            except Exception as error:  # keep delivering; the next round retries
+                logger.error("worker round failed (%s)", type(error).__name__)
+            await self._wait(stop, poll_seconds, WAKE_KEY)
+
+    async def _wait(self, stop: asyncio.Event, seconds: float, key: str) -> None:
+        if self.redis is not None:
+            try:
+                await asyncio.to_thread(self.redis.blpop, [key], max(1, int(seconds)))
+                return
+            except redis.RedisError:
+                pass  # Redis down or restarting: poll SQL instead
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=seconds)
+        except asyncio.TimeoutError:
+            pass
