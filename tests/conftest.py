@@ -87,6 +87,7 @@ def settings(var_dir: Path, database_url: str) -> Settings:
         DATABASE_URL=database_url,
         REDIS_URL=ENV_REDIS_URL or None,
         NLU_BACKEND="embedded",
+        REPLY_INTERVAL_SECONDS=0,  # tests of the slowing set it themselves
     )
 
 

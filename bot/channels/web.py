@@ -4,13 +4,12 @@ GET /chat serves the page; the page posts messages to POST /chat/api/messages an
 GET /chat/api/messages for new ones, so replies appear without reloading.
 """
 
-from __future__ import annotations
 
 import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response
+from fastapi import APIRouter, Cookie, Depends, HTTPException, Request
 from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
@@ -40,7 +39,7 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
         return ot_chat
 
     @router.get("/chat", response_class=HTMLResponse)
-    def chat_page(request: Request, response: Response, services: ServicesDep,
+    def chat_page(request: Request, services: ServicesDep,
                   ot_chat: Annotated[str | None, Cookie()] = None) -> HTMLResponse:
         """The web chat page."""
         page = templates.TemplateResponse(request, "chat.html", {
