@@ -235,7 +235,6 @@ _ANSWERED_WHILE_WAITING = {
     ConversationIntent.ask_privacy.value,
     ConversationIntent.ask_hours.value,
     ConversationIntent.delete_my_data.value,
-    ConversationIntent.bot_challenge.value,
 }
 
 

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from bot.hours import parse_hours
+from bot.privacy import mask
+
+ZONE = ZoneInfo("Europe/Amsterdam")
+
+
+def test_hours() -> None:
+    hours = parse_hours("09:00-23:00")
+    assert hours.is_open(datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc), ZONE)
+    late = datetime(2026, 11, 22, 22, 30, tzinfo=timezone.utc)  # 23:30 local
+    assert not hours.is_open(late, ZONE)
+    assert hours.next_opening(late, ZONE) == datetime(2026, 11, 23, 9, 0, tzinfo=ZONE)
+    night = parse_hours("22:00-06:00")
+    assert night.is_open(datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc), ZONE)
+    assert parse_hours("00:00-24:00").always
+    for bad in ("9-17", "25:00-26:00", "09:00"):
+        with pytest.raises(ValueError):
+            parse_hours(bad)
+
+
+def test_mask_removes_contact_details_and_numbers() -> None:
+    text = "bel 06-12345678 of +31 6 1234 5678, mail a.b@x.nl, 1012 AB, bsn 123456789; 28 weken, 3 kids"
+    masked = mask(text)
+    for secret in ("12345678", "1234 5678", "a.b@x.nl", "1012 AB", "123456789"):
+        assert secret not in masked
+    assert "28 weken" in masked and "3 kids" in masked
