@@ -7,6 +7,7 @@ Subcommands (their names and output are contracts):
   db upgrade
   worker [--once]                       deliver replies, purge old transcripts
   catalogue check
+  telegram set-webhook | telegram poll
 """
 
 from __future__ import annotations
@@ -194,6 +195,50 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_telegram_set_webhook(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+
+    from bot.channels.telegram import set_webhook
+
+    status = asyncio.run(set_webhook(settings))
+    bot = f"@{status.bot_username}" if status.bot_username else "the bot"
+    print(f"telegram: webhook of {bot} set to {status.url} (updates: "
+          f"{', '.join(status.allowed_updates) or 'all'}; pending: {status.pending_update_count})")
+    if status.last_error:
+        print(f"telegram: last delivery error reported by Telegram: {status.last_error}")
+    return 0
+
+
+def cmd_telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
+    import asyncio
+    import signal
+
+    from bot.channels.telegram import poll, require_token
+    from bot.web.app import build_services
+
+    require_token(settings)  # refuse before the slow start
+    services = build_services(settings)
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+
+        def ready(username: str | None) -> None:
+            print(f"telegram poll: webhook removed; reading updates for @{username} and delivering "
+                  "replies here (Ctrl-C stops)", flush=True)
+
+        try:
+            return await poll(services, stop, timeout=args.timeout, on_ready=ready)
+        finally:
+            await services.close()
+
+    handled = asyncio.run(run())
+    print(f"telegram poll: stopped after {handled} update(s)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oudertelefoon", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -235,6 +280,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = catalogue.add_parser("check", help="validate data/aanbod")
     check.set_defaults(func=cmd_catalogue_check)
+
+    telegram = sub.add_parser("telegram", help="Telegram setup").add_subparsers(dest="telegram", required=True)
+    tg_webhook = telegram.add_parser("set-webhook", help="register PUBLIC_BASE_URL/webhooks/telegram with Telegram")
+    tg_webhook.set_defaults(func=cmd_telegram_set_webhook)
+    tg_poll = telegram.add_parser("poll", help="local use without a public URL: long-poll and reply")
+    tg_poll.add_argument("--timeout", type=int, default=30, help="seconds per long poll")
+    tg_poll.set_defaults(func=cmd_telegram_poll)
     return parser
 
 

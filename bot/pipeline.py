@@ -242,7 +242,7 @@ class Pipeline:
         if result.language is Language.en:
             conversation.language = "en"
         elif result.language is Language.other:
-            conversation.language = "other"
+            conversation.language = result.language_code[:8]  # tr, pl, ar ...: for the handover
         elif len(result.text.split()) >= 4:
             conversation.language = "nl"
 

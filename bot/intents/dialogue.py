@@ -90,6 +90,17 @@ class DialogueContext:
 
 
 def decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) -> Decision:
+    decision = _decide(view, incoming, ctx)
+    triage = incoming.triage
+    if decision.replies and triage is not None and triage.language is Language.other:
+        # Whatever we said in Dutch: one line in the parent's own language where we have it.
+        decision.replies.append(
+            ctx.texts.in_language(triage.language_code) or ctx.texts.get("other_language", "nl")
+        )
+    return decision
+
+
+def _decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) -> Decision:
     lang = _language(view, incoming)
     t = ctx.texts
     decision = Decision(awaiting=view.awaiting, welcomed=view.welcomed)
@@ -216,8 +227,6 @@ def decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) -> 
         return decision
     if triage.clarify or triage.theme is Theme.none:
         say("clarify")
-        if triage.language is Language.other:
-            say("other_language")
         return decision
     entries = ctx.catalogue.pick(triage.theme, region=ctx.region,
                                  include_unverified=ctx.include_unverified)
@@ -226,8 +235,6 @@ def decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) -> 
         decision.awaiting = "helped"
     else:
         decision.replies.append(render_answer([], _catalogue_language(lang)))
-    if triage.language is Language.other:
-        say("other_language")
     return decision
 
 

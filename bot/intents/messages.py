@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import string
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ class Texts:
     """Dialogue texts per language; English for English writers, Dutch for everyone else."""
 
     by_language: dict[str, dict[str, str]]
+    other_language: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def load(cls, directory: Path) -> "Texts":
@@ -46,7 +47,22 @@ class Texts:
         missing = set(loaded["nl"]) ^ set(loaded["en"])
         if missing:
             raise DataError(f"{directory}: keys not in both nl.yml and en.yml: {sorted(missing)}")
-        return cls(loaded)
+        other_path = directory / "other.yml"
+        other: dict[str, str] = {}
+        if other_path.exists():
+            try:
+                document = yaml.safe_load(other_path.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as error:
+                raise DataError(f"{other_path}: not valid YAML: {error}") from None
+            lines = document.get("other_language") if isinstance(document, dict) else None
+            if not isinstance(lines, dict) or not all(isinstance(v, str) for v in lines.values()):
+                raise DataError(f"{other_path}: key 'other_language': expected code: text")
+            other = {str(k): v for k, v in lines.items()}
+        return cls(loaded, other)
+
+    def in_language(self, code: str) -> str | None:
+        """The one line we have in the parent's own language, if any."""
+        return self.other_language.get(code)
 
     def get(self, key: str, language: Language | str, **values: Any) -> str:
         code = "en" if str(getattr(language, "value", language)) == "en" else "nl"

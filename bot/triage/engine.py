@@ -51,6 +51,7 @@ class TriageResult:
     risk_reasons: tuple[str, ...] = ()
     clarify: bool = False
     intent_ranking: tuple[tuple[str, float], ...] = field(default_factory=tuple)
+    language_code: str = "nl"  # finer than `language`: tr, pl, ar ... for the handover
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -140,7 +141,8 @@ class Triage:
         reasons = tuple(assessment.reasons)
         if risk is not assessment.level:
             reasons += (f"theme:{theme.value}",)
-        language = self.language.guess(text)
+        language_code = self.language.guess_code(text)
+        language = Language(language_code) if language_code in ("nl", "en") else Language.other
         return TriageResult(
             text=text,
             theme=theme,
@@ -154,6 +156,7 @@ class Triage:
             risk_reasons=reasons,
             clarify=needs_clarification(theme, intent, risk),
             intent_ranking=ranking,
+            language_code=language_code,
         )
 
 

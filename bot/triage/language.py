@@ -39,26 +39,38 @@ class LanguageGuesser:
             raise DataError(f"{path}: cannot read language clues: {error}") from None
 
     def guess(self, text: str) -> Language:
+        code = self.guess_code(text)
+        return Language(code) if code in ("nl", "en") else Language.other
+
+    def guess_code(self, text: str) -> str:
+        """nl, en, a code from data/language.yml (tr, pl, ...), "ar" for Arabic script, or "other"."""
         letters = [c for c in text if c.isalpha()]
         if letters:
-            non_latin = sum(1 for c in letters if not _is_latin(c))
-            if non_latin / len(letters) >= _NON_LATIN_SHARE:
-                return Language.other
+            non_latin = [c for c in letters if not _is_latin(c)]
+            if len(non_latin) / len(letters) >= _NON_LATIN_SHARE:
+                return "ar" if sum(1 for c in non_latin if _is_arabic(c)) > len(non_latin) / 2 else "other"
         tokens = words(normalize(text))
         if not tokens:
-            return Language.nl
+            return "nl"
         letters_bonus = 2 * len(self.other_letters.intersection(text))
         nl = sum(1 for t in tokens if t in self.nl)
         en = sum(1 for t in tokens if t in self.en)
-        best_other = letters_bonus + max(
-            (sum(1 for t in tokens if t in vocab) for vocab in self.other.values()), default=0
-        )
+        scores = {code: sum(1 for t in tokens if t in vocab) for code, vocab in self.other.items()}
+        best_code = max(scores, key=lambda c: scores[c], default="other")
+        best_other = letters_bonus + scores.get(best_code, 0)
         # Other languages must clearly beat both: many clue words are shared with Dutch.
         if best_other > max(nl, en) and best_other >= 2:
-            return Language.other
+            return best_code if scores.get(best_code, 0) > 0 else "other"
         if en > nl:
-            return Language.en
-        return Language.nl
+            return "en"
+        return "nl"
+
+
+def _is_arabic(char: str) -> bool:
+    try:
+        return "ARABIC" in unicodedata.name(char)
+    except ValueError:
+        return False
 
 
 def _is_latin(char: str) -> bool:

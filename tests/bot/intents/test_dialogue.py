@@ -136,8 +136,12 @@ def test_claimed_conversation_the_bot_is_silent(run) -> None:
 def test_unclear_gets_a_question_and_other_languages_a_note(run, triage: Triage) -> None:
     unclear = run("ik weet het ook niet goed")
     assert unclear.replies  # never silence
-    other = decide(view(), Incoming(text="benim bebeğim hasta", triage=triage.run("benim bebeğim hasta")), context())
-    assert any("Nederlands en Engels" in r for r in other.replies)
+    turkish = "benim bebeğim çok hasta, ne yapmalıyım"
+    other = decide(view(), Incoming(text=turkish, triage=triage.run(turkish)), context())
+    assert any("Hollandaca ve İngilizce" in r for r in other.replies)
+    amharic = "ልጄ ታሟል"
+    fallback = decide(view(), Incoming(text=amharic, triage=triage.run(amharic)), context())
+    assert any("Nederlands en Engels" in r for r in fallback.replies)
 
 
 def test_media_gets_a_kind_reply(run) -> None:

@@ -1,0 +1,388 @@
+"""The web chat in a real browser, against the real service (uvicorn in a thread, the worker on).
+
+Each test gets its own service on a free port, its own database (SQLite, or a fresh PostgreSQL
+database when DATABASE_URL is set) and a phone-sized Chromium. Screenshots go to artifacts_dir.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+import uvicorn
+from sqlalchemy import func, select
+
+from bot.config import Settings
+from bot.storage.models import Author, Message
+from bot.triage.engine import Triage
+from bot.web.app import Services, build_services, create_app
+from tests.browser.conftest import LOCALE, PHONE_VIEWPORT
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+WAIT_MS = 10_000
+
+BOTS = "#log .msg.bot"
+PARENTS = "#log .msg.parent"
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """The real app under uvicorn in a background thread; stop() and start() again on the same
+    port with the same services, as a restart of the service does."""
+
+    def __init__(self, settings: Settings, services: Services, port: int) -> None:
+        self.settings = settings
+        self.services = services
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        app = create_app(self.settings, self.services, run_worker=True)
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise RuntimeError("uvicorn stopped while starting")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200 and json.load(response)["status"] == "ok":
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the service did not answer /health in time")
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        assert not self._thread.is_alive(), "uvicorn did not stop"
+        self._server = self._thread = None
+
+
+@pytest.fixture
+def live(settings: Settings, triage: Triage) -> Iterator[LiveServer]:
+    services = build_services(settings, triage=triage)
+    server = LiveServer(settings, services, free_port())
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()  # the app's lifespan closes the services
+
+
+# Helpers ---------------------------------------------------------------------------------------
+
+def open_chat(page: Page, live: LiveServer) -> None:
+    page.goto(f"{live.url}/chat")
+    page.wait_for_selector("#log[data-loaded]", timeout=WAIT_MS)  # the first poll has answered
+
+
+def count(page: Page, selector: str) -> int:
+    return int(page.locator(selector).count())
+
+
+def wait_count_above(page: Page, selector: str, n: int) -> None:
+    page.wait_for_function("([s, n]) => document.querySelectorAll(s).length > n",
+                           arg=[selector, n], timeout=WAIT_MS)
+
+
+def texts(page: Page, selector: str) -> list[str]:
+    return [t.strip() for t in page.locator(f"{selector} .text").all_inner_texts()]
+
+
+def say(page: Page, text: str) -> None:
+    """Type into the labelled textarea and press Enter; wait until the bot answered."""
+    before = count(page, BOTS)
+    box = page.get_by_label("Je bericht")
+    box.fill(text)
+    box.press("Enter")
+    wait_count_above(page, BOTS, before)
+    page.wait_for_timeout(150)  # a reply of several messages arrives in one poll; let it render
+
+
+def new_bot_texts(page: Page, text: str) -> list[str]:
+    before = count(page, BOTS)
+    say(page, text)
+    return texts(page, BOTS)[before:]
+
+
+def shot(page: Page, artifacts_dir: Path, name: str) -> None:
+    path = artifacts_dir / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def newest_in_view(page: Page) -> bool:
+    """The newest message starts inside the visible part of the log."""
+    return bool(page.evaluate("""() => {
+        const log = document.getElementById('log');
+        const all = log.querySelectorAll('.msg');
+        const last = all[all.length - 1];
+        const box = log.getBoundingClientRect(), m = last.getBoundingClientRect();
+        return m.top >= box.top - 1 && m.top < box.bottom && m.bottom > box.top
+            && m.top < window.innerHeight;
+    }"""))
+
+
+def parent_texts_in_db(live: LiveServer) -> list[str]:
+    with live.services.factory() as session:
+        return list(session.scalars(select(Message.text).where(Message.author == Author.parent)))
+
+
+# The tests -------------------------------------------------------------------------------------
+
+def test_a_conversation_without_reloading(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    open_chat(page, live)
+    shot(page, artifacts_dir, "01-empty")
+    page.evaluate("window.__sameDocument = true")
+
+    box = page.get_by_label("Je bericht")
+    box.fill("hoi")
+    box.press("Enter")
+    log = page.get_by_role("log")
+    log.locator(".msg.bot .text", has_text="Oudertelefoon").wait_for(timeout=WAIT_MS)
+    welcome = texts(page, BOTS)
+    assert len(welcome) == 1 and "112" in welcome[0] and "mens" in welcome[0]
+    assert texts(page, PARENTS) == ["hoi"]
+    assert box.input_value() == ""
+    page.get_by_role("status").filter(has_text="Verstuurd").wait_for(timeout=WAIT_MS)
+    shot(page, artifacts_dir, "02-welcome")
+
+    answer = new_bot_texts(page, "ik kan de huur niet betalen")
+    assert answer and "Hier kun je terecht" in answer[0], answer
+    assert page.evaluate("window.__sameDocument") is True, "the page reloaded"
+    assert newest_in_view(page), "the newest message is not scrolled into view"
+    shot(page, artifacts_dir, "03-catalogue-answer")
+
+    # Several poll rounds later nothing is shown twice.
+    page.wait_for_timeout(2000)
+    assert texts(page, PARENTS) == ["hoi", "ik kan de huur niet betalen"]
+    ns = page.locator("#log .msg").evaluate_all("els => els.map(e => e.dataset.n)")
+    assert len(ns) == len(set(ns))
+    assert sum("Oudertelefoon" in t for t in texts(page, BOTS)) == 1
+
+
+def test_keyboard_only(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    open_chat(page, live)
+    page.evaluate("document.activeElement && document.activeElement.blur()")
+    box = page.get_by_label("Je bericht")
+    button = page.get_by_role("button", name="Verstuur")
+
+    def focused(locator: Any) -> bool:
+        return bool(locator.evaluate("el => el === document.activeElement"))
+
+    def outline_visible(locator: Any) -> bool:
+        return bool(locator.evaluate("""el => {
+            const s = getComputedStyle(el);
+            return s.outlineStyle !== 'none' && parseFloat(s.outlineWidth) >= 2;
+        }"""))
+
+    for _ in range(10):
+        page.keyboard.press("Tab")
+        if focused(box):
+            break
+    assert focused(box), "Tab never reached the textarea"
+    assert outline_visible(box), "no visible focus on the textarea"
+    page.keyboard.press("Tab")
+    assert focused(button), "Tab from the textarea does not reach the send button"
+    assert outline_visible(button), "no visible focus on the button"
+    shot(page, artifacts_dir, "01-button-focused")
+
+    page.keyboard.press("Shift+Tab")
+    assert focused(box)
+    page.keyboard.type("eerste regel")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("tweede regel")
+    assert box.input_value() == "eerste regel\ntweede regel"
+    assert count(page, PARENTS) == 0, "Shift+Enter must not send"
+    page.keyboard.press("Enter")
+    wait_count_above(page, BOTS, 0)
+    assert texts(page, PARENTS) == ["eerste regel\ntweede regel"]
+    assert focused(box), "focus should stay in the textarea after sending"
+
+    # The button sends too, from the keyboard.
+    before = count(page, BOTS)
+    page.keyboard.type("hallo")
+    page.keyboard.press("Tab")
+    assert focused(button)
+    page.keyboard.press("Enter")
+    wait_count_above(page, BOTS, before)
+    assert texts(page, PARENTS)[-1] == "hallo"
+    shot(page, artifacts_dir, "02-sent-by-keyboard")
+
+
+def test_english_and_emergency(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    open_chat(page, live)
+    answer = new_bot_texts(page, "Hello, I am pregnant and I need a midwife, where do I go?")
+    assert any("Where you can get help" in t for t in answer), answer
+    assert not any("Hier kun je terecht" in t for t in answer)
+    shot(page, artifacts_dir, "01-english")
+
+    acute = new_bot_texts(page, "ik wil niet meer wakker worden")
+    assert "113" in acute[0] and acute[0].startswith("Denk je eraan"), acute
+    assert newest_in_view(page)
+    shot(page, artifacts_dir, "02-emergency")
+
+
+def test_reload_keeps_the_conversation_and_another_browser_has_its_own(
+    page: Page, browser: Browser, live: LiveServer, artifacts_dir: Path
+) -> None:
+    open_chat(page, live)
+    say(page, "hoi")
+    say(page, "mijn baby slaapt zo slecht")
+    before = texts(page, "#log .msg")
+    page.reload()
+    page.wait_for_selector("#log[data-loaded]", timeout=WAIT_MS)
+    assert texts(page, "#log .msg") == before
+    assert newest_in_view(page)
+    shot(page, artifacts_dir, "01-after-reload")
+
+    other = browser.new_context(viewport=PHONE_VIEWPORT, locale=LOCALE)
+    try:
+        stranger = other.new_page()
+        open_chat(stranger, live)
+        stranger.wait_for_timeout(1800)  # one more poll round
+        assert count(stranger, "#log .msg") == 0
+        shot(stranger, artifacts_dir, "02-other-browser")
+    finally:
+        other.close()
+
+
+def test_delete_my_data(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    open_chat(page, live)
+    say(page, "mijn baby huilt de hele dag")
+    question = new_bot_texts(page, "verwijder mijn gegevens")
+    assert "verwijderen" in question[-1] and "'ja'" in question[-1], question
+    shot(page, artifacts_dir, "01-delete-question")
+
+    box = page.get_by_label("Je bericht")
+    box.fill("ja")
+    box.press("Enter")
+    page.locator("#notice").filter(has_text="verwijderd").wait_for(timeout=WAIT_MS)
+    assert count(page, "#log .msg") == 0
+    shot(page, artifacts_dir, "02-deleted")
+
+    page.reload()
+    page.wait_for_selector("#log[data-loaded]", timeout=WAIT_MS)
+    page.wait_for_timeout(1800)
+    assert count(page, "#log .msg") == 0
+    assert parent_texts_in_db(live) == []
+
+
+def test_accessibility_basics(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    open_chat(page, live)
+    say(page, "hoi")
+    assert page.locator("html").get_attribute("lang") == "nl"
+    assert page.title()
+
+    box = page.get_by_label("Je bericht")
+    assert box.evaluate("el => el.tagName") == "TEXTAREA"
+    assert box.evaluate("el => el.labels.length === 1 && el.labels[0].textContent.trim()") == "Je bericht"
+
+    log = page.locator("#log")
+    assert log.get_attribute("role") == "log"
+    assert log.get_attribute("aria-live") in ("polite", "assertive")
+    assert page.get_by_role("log", name="Gesprek").count() == 1
+    assert page.get_by_role("button", name="Verstuur").count() == 1
+    assert page.get_by_role("status").count() == 1
+
+    # Text contrast of everything inside the bubbles, from the colours the browser computed
+    # (alpha and opacity blended onto the background behind them).
+    ratios = page.evaluate("""() => {
+        const parse = c => {
+            const m = c.match(/rgba?\\(([^)]+)\\)/);
+            if (!m) throw new Error('unparsed colour ' + c);
+            const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+            return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+        };
+        const over = (top, under) => ({
+            r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
+            b: top.b * top.a + under.b * (1 - top.a), a: 1});
+        const background = el => {
+            const layers = [];
+            for (let e = el; e; e = e.parentElement) {
+                const c = parse(getComputedStyle(e).backgroundColor);
+                if (c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+            }
+            return layers.reverse().reduce((acc, c) => over(c, acc), {r: 255, g: 255, b: 255, a: 1});
+        };
+        const opacity = el => {
+            let o = 1;
+            for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
+            return o;
+        };
+        const lum = c => {
+            const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+            return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+        };
+        const out = [];
+        const els = document.querySelectorAll('#log .msg, #log .msg *, #status, #hint, .intro');
+        for (const el of els) {
+            if (!el.textContent.trim()) continue;
+            const bg = background(el);
+            const fg = parse(getComputedStyle(el).color);
+            const text = over({...fg, a: fg.a * opacity(el)}, bg);
+            const [hi, lo] = [lum(text), lum(bg)].sort((a, b) => b - a);
+            out.push([el.className || el.id || el.tagName, (hi + 0.05) / (lo + 0.05)]);
+        }
+        return out;
+    }""")
+    names = {name for name, _ in ratios}
+    assert any("bot" in n for n in names) and any("parent" in n for n in names), names
+    low = [(name, round(ratio, 2)) for name, ratio in ratios if ratio < 4.5]
+    assert not low, f"text contrast below 4.5:1: {low}"
+    shot(page, artifacts_dir, "01-conversation")
+
+
+def test_server_down_then_back(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    posted: list[dict[str, Any]] = []
+    page.on("request", lambda request: posted.append(json.loads(request.post_data or "{}"))
+            if request.method == "POST" and request.url.endswith("/chat/api/messages") else None)
+    open_chat(page, live)
+    say(page, "hoi")
+
+    live.stop()
+    text = "is er nog iemand wakker?"
+    box = page.get_by_label("Je bericht")
+    box.fill(text)
+    box.press("Enter")
+    page.get_by_role("status").filter(has_text="opnieuw").wait_for(timeout=WAIT_MS)
+    assert texts(page, PARENTS)[-1] == text  # shown at once, marked as not sent yet
+    assert count(page, "#log .msg.parent.pending") == 1
+    shot(page, artifacts_dir, "01-server-down")
+
+    bots_before = count(page, BOTS)
+    live.start()  # same port, same services
+    wait_count_above(page, BOTS, bots_before)
+    page.get_by_role("status").filter(has_text="Verstuurd").wait_for(timeout=WAIT_MS)
+    page.wait_for_timeout(1800)  # another poll round: still once
+    assert texts(page, PARENTS) == ["hoi", text]
+    assert count(page, "#log .msg.pending") == 0
+    assert parent_texts_in_db(live).count(text) == 1
+    attempts = [body for body in posted if body.get("text") == text]
+    assert len(attempts) >= 2, "the page did not retry"
+    assert len({body["client_id"] for body in attempts}) == 1, "a retry used a new client_id"
+    shot(page, artifacts_dir, "02-back-online")
