@@ -69,6 +69,8 @@ def downgrade() -> None:
         batch_op.drop_column('queued_at')
         batch_op.drop_column('queue_reason')
         batch_op.drop_column('priority')
+        # The CHECK on the enum column goes first, or SQLite's table copy still refers to it.
+        batch_op.drop_constraint(batch_op.f('ck_conversations_queue_name'), type_='check')
         batch_op.drop_column('queue')
         batch_op.drop_column('awaiting')
 
