@@ -96,12 +96,26 @@ class Worker:
 
     async def _deliver_group(self, items: list[tuple[str, Channel, bytes | None, str, str | None, int]]) -> int:
         sent = 0
-        for outbox_id, channel, address_token, text, conversation_id, attempts in items:
+        for index, (outbox_id, channel, address_token, text, conversation_id, attempts) in enumerate(items):
             ok = await self._deliver(outbox_id, channel, address_token, text, conversation_id, attempts)
             if not ok:
-                break  # keep the order: later replies of this conversation wait for this one
+                # Keep the order: the later replies of this conversation wait for this one, and
+                # are released from their lease to go right after its next attempt.
+                rest = [item[0] for item in items[index + 1:]]
+                if rest:
+                    await asyncio.to_thread(self._follow, outbox_id, rest)
+                break
             sent += 1
         return sent
+
+    def _follow(self, first_id: str, later_ids: list[str]) -> None:
+        with self.factory() as session, session.begin():
+            first = session.get(Outbox, first_id)
+            at = first.next_attempt_at if first is not None else self.clock()
+            for offset, outbox_id in enumerate(later_ids, start=1):
+                row = session.get(Outbox, outbox_id)
+                if row is not None and row.status is OutboxStatus.pending:
+                    row.next_attempt_at = at + timedelta(milliseconds=offset)
 
     async def _deliver(self, outbox_id: str, channel: Channel, address_token: bytes | None,
                        text: str, conversation_id: str | None, attempts: int) -> bool:

@@ -94,3 +94,9 @@ def settings(var_dir: Path, database_url: str) -> Settings:
 @pytest.fixture
 def triage(settings: Settings, embedded_model: EmbeddedModel) -> Triage:
     return Triage.from_settings(settings, model=embedded_model)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Browser tests last: Playwright keeps an event loop running in the main thread for the rest
+    of the session, and other tests start their own with asyncio.run()."""
+    items.sort(key=lambda item: "/tests/browser/" in str(item.fspath))

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any, TypeVar
 
 import pytest
 from fastapi.testclient import TestClient
@@ -14,12 +16,34 @@ from bot.storage.models import Outbox, OutboxStatus
 from bot.triage.engine import Triage
 from bot.web.app import Services, build_services, create_app
 
+T = TypeVar("T")
+
+
+def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
+    """Run a coroutine to completion in a thread of its own: safe even while another event loop
+    (Playwright's, in the browser tests) runs in this thread."""
+    box: list[T] = []
+    errors: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            box.append(asyncio.run(make()))
+        except BaseException as error:  # handed back to the caller
+            errors.append(error)
+
+    thread = threading.Thread(target=target)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+    return box[0]
+
 
 @pytest.fixture
 def services(settings: Settings, triage: Triage) -> Iterator[Services]:
     built = build_services(settings, triage=triage)
     yield built
-    asyncio.run(built.close())
+    run_async(built.close)
 
 
 @pytest.fixture
@@ -37,7 +61,7 @@ def deliver(services: Services) -> int:
             total += sent
         return total
 
-    return asyncio.run(run())
+    return run_async(run)
 
 
 def outbox_rows(services: Services) -> list[Outbox]:

@@ -13,7 +13,7 @@ from bot.storage.models import Conversation, ConversationStatus, Message, Outbox
 from bot.config import Settings
 from bot.triage.engine import Triage
 from bot.web.app import Services, build_services, create_app
-from tests.channels.conftest import deliver, outbox_rows
+from tests.channels.conftest import deliver, outbox_rows, run_async
 
 
 def say(client: TestClient, text: str, client_id: str | None = None) -> dict:
@@ -128,7 +128,7 @@ def test_crash_between_storing_and_replying_loses_nothing(
         cookie = crash_client.cookies.get("ot_chat")
         response = crash_client.post("/chat/api/messages", json={"text": "mijn baby huilt de hele dag", "client_id": "crash-0001"})
         assert response.status_code == 500
-    asyncio.run(crashing.close())
+    run_async(crashing.close)
     with services.factory() as session:
         stored = session.scalars(select(Message)).one()
         assert stored.text == "mijn baby huilt de hele dag" and stored.handled_at is None
