@@ -314,7 +314,8 @@ class Pipeline:
                 channel=conversation.channel,
                 address_encrypted=address,
                 text=text,
-                next_attempt_at=first_slot + timedelta(seconds=seq * 0.01),
+                scheduled_at=first_slot + timedelta(milliseconds=seq * 10),
+                next_attempt_at=first_slot + timedelta(milliseconds=seq * 10),
             ))
         if decision.replies:
             conversation.last_message_at = now
@@ -326,7 +327,7 @@ class Pipeline:
     def _next_slot(self, session: Session, conversation_id: str, now: datetime) -> datetime:
         """Replies to one conversation are spaced: a burst of messages is slowed, not dropped."""
         last = session.scalar(
-            select(func.max(Outbox.next_attempt_at)).where(Outbox.conversation_id == conversation_id)
+            select(func.max(Outbox.scheduled_at)).where(Outbox.conversation_id == conversation_id)
         )
         if last is None:
             return now

@@ -218,7 +218,11 @@ class Worker:
                     await asyncio.to_thread(housekeeping)
             except Exception as error:  # keep delivering; the next round retries
                 logger.error("worker round failed (%s)", type(error).__name__)
-            await self._wait(stop, poll_seconds, WAKE_KEY)
+            try:
+                await self._wait(stop, poll_seconds, WAKE_KEY)
+            except Exception as error:
+                logger.error("worker wait failed (%s)", type(error).__name__)
+                await asyncio.sleep(poll_seconds)
 
     async def _wait(self, stop: asyncio.Event, seconds: float, key: str) -> None:
         if self.redis is not None:

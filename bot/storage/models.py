@@ -279,6 +279,9 @@ class Outbox(Base):
         _enum(OutboxStatus, "outbox_status"), default=OutboxStatus.pending
     )
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # When the reply was meant to go (replies to one conversation are spaced); never moved.
+    scheduled_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the worker may (re)try it: moved by leases and backoff.
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_error: Mapped[str | None] = mapped_column(String(255), nullable=True)
     provider_message_id: Mapped[str | None] = mapped_column(String(128), nullable=True, index=True)

@@ -30,6 +30,7 @@ def upgrade() -> None:
     sa.Column('text', sa.Text(), nullable=False),
     sa.Column('status', sa.Enum('pending', 'sent', 'failed', 'undeliverable', name='outbox_status', native_enum=False, create_constraint=True, length=32), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('scheduled_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('next_attempt_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('last_error', sa.String(length=255), nullable=True),
     sa.Column('provider_message_id', sa.String(length=128), nullable=True),
