@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 from bot.config import Settings
 from bot.storage.models import Author, Message
@@ -97,7 +97,7 @@ def live(settings: Settings, triage: Triage) -> Iterator[LiveServer]:
 
 def open_chat(page: Page, live: LiveServer) -> None:
     page.goto(f"{live.url}/chat")
-    page.wait_for_selector("#log[data-loaded]", timeout=WAIT_MS)  # the first poll has answered
+    page.wait_for_selector("#log[data-loaded]", state="attached", timeout=WAIT_MS)  # the first poll has answered
 
 
 def count(page: Page, selector: str) -> int:
@@ -180,9 +180,20 @@ def test_a_conversation_without_reloading(page: Page, live: LiveServer, artifact
     # Several poll rounds later nothing is shown twice.
     page.wait_for_timeout(2000)
     assert texts(page, PARENTS) == ["hoi", "ik kan de huur niet betalen"]
-    ns = page.locator("#log .msg").evaluate_all("els => els.map(e => e.dataset.n)")
-    assert len(ns) == len(set(ns))
     assert sum("Oudertelefoon" in t for t in texts(page, BOTS)) == 1
+
+    # Overlapping polls (a message arrives while several polls start at once) show it once.
+    shown = count(page, "#log .msg")
+    page.evaluate("""async () => {
+        await fetch('/chat/api/messages', {method: 'POST', headers: {'Content-Type': 'application/json'},
+            body: JSON.stringify({text: 'dankje', client_id: 'overlap-' + Date.now()})});
+        for (let i = 0; i < 5; i++) window.dispatchEvent(new Event('online'));
+    }""")
+    wait_count_above(page, "#log .msg", shown + 1)
+    page.wait_for_timeout(2000)
+    ns = page.locator("#log .msg").evaluate_all("els => els.map(e => Number(e.dataset.n))")
+    assert ns == list(range(1, len(ns) + 1)), ns
+    assert texts(page, PARENTS) == ["hoi", "ik kan de huur niet betalen", "dankje"]
 
 
 def test_keyboard_only(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
@@ -253,10 +264,17 @@ def test_reload_keeps_the_conversation_and_another_browser_has_its_own(
     open_chat(page, live)
     say(page, "hoi")
     say(page, "mijn baby slaapt zo slecht")
+    say(page, "ik kan de huur niet betalen")
     before = texts(page, "#log .msg")
     page.reload()
-    page.wait_for_selector("#log[data-loaded]", timeout=WAIT_MS)
+    page.wait_for_selector("#log[data-loaded]", state="attached", timeout=WAIT_MS)
     assert texts(page, "#log .msg") == before
+    # Back on the page, the parent sees their last question and the start of the answer.
+    assert page.evaluate("""() => {
+        const log = document.getElementById('log'), box = log.getBoundingClientRect();
+        const own = [...log.querySelectorAll('.msg.parent')].pop().getBoundingClientRect();
+        return log.scrollTop > 0 && own.top >= box.top && own.bottom <= box.bottom;
+    }""")
     assert newest_in_view(page)
     shot(page, artifacts_dir, "01-after-reload")
 
@@ -286,7 +304,7 @@ def test_delete_my_data(page: Page, live: LiveServer, artifacts_dir: Path) -> No
     shot(page, artifacts_dir, "02-deleted")
 
     page.reload()
-    page.wait_for_selector("#log[data-loaded]", timeout=WAIT_MS)
+    page.wait_for_selector("#log[data-loaded]", state="attached", timeout=WAIT_MS)
     page.wait_for_timeout(1800)
     assert count(page, "#log .msg") == 0
     assert parent_texts_in_db(live) == []
@@ -386,3 +404,35 @@ def test_server_down_then_back(page: Page, live: LiveServer, artifacts_dir: Path
     assert len(attempts) >= 2, "the page did not retry"
     assert len({body["client_id"] for body in attempts}) == 1, "a retry used a new client_id"
     shot(page, artifacts_dir, "02-back-online")
+
+
+def test_an_unsent_message_survives_a_reload(page: Page, live: LiveServer, artifacts_dir: Path) -> None:
+    posted: list[dict[str, Any]] = []
+    page.on("request", lambda request: posted.append(json.loads(request.post_data or "{}"))
+            if request.method == "POST" and request.url.endswith("/chat/api/messages") else None)
+
+    def refuse_posts(route: Any) -> None:
+        if route.request.method == "POST":
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    open_chat(page, live)
+    page.route("**/chat/api/messages*", refuse_posts)  # the phone lost its connection
+    text = "mijn baby drinkt niet goed"
+    box = page.get_by_label("Je bericht")
+    box.fill(text)
+    box.press("Enter")
+    page.get_by_role("status").filter(has_text="opnieuw").wait_for(timeout=WAIT_MS)
+
+    page.reload()
+    page.wait_for_selector("#log[data-loaded]", state="attached", timeout=WAIT_MS)
+    assert texts(page, "#log .msg.pending") == [text]  # still there, still waiting
+    page.unroute("**/chat/api/messages*", refuse_posts)
+    wait_count_above(page, BOTS, 0)
+    page.wait_for_timeout(1800)
+    assert texts(page, PARENTS) == [text]
+    assert parent_texts_in_db(live) == [text]
+    attempts = [body for body in posted if body.get("text") == text]
+    assert len(attempts) >= 2 and len({body["client_id"] for body in attempts}) == 1
+    shot(page, artifacts_dir, "01-sent-after-reload")

@@ -1,12 +1,242 @@
-// Oudertelefoon web chat: posts messages, polls for new ones. No build step, no framework.
+// Oudertelefoon web chat: sends messages, polls for new ones. No build step, no framework.
+//
+// API: POST /chat/api/messages {text, client_id}; GET /chat/api/messages?after=N ->
+// {messages: [{n, from, text, at}], next}. A message that could not be sent stays on screen
+// and is sent again with the SAME client_id, so the server stores it once.
 (function () {
   "use strict";
+
   var log = document.getElementById("log");
   var form = document.getElementById("form");
   var text = document.getElementById("text");
+  var button = document.getElementById("send");
   var status = document.getElementById("status");
-  var next = 0;
-  var names = { bot: "Oudertelefoon", person: "Medewerker", parent: "Jij" };
+  var notice = document.getElementById("notice");
+
+  var NAMES = { bot: "Oudertelefoon", person: "Medewerker", parent: "Jij" };
+  var TEXT = {
+    sending: "Wordt verstuurd…",
+    notSent: "Nog niet verstuurd",
+    sent: "Verstuurd",
+    retry: "Geen verbinding. We proberen het zo opnieuw. Je bericht blijft hier staan.",
+    offline: "Geen verbinding. We proberen het zo opnieuw.",
+    expired: "Je chat is verlopen. Laad de pagina opnieuw om verder te gaan.",
+    refused: "We konden dit bericht niet versturen. Is het heel lang? Maak het korter en probeer het opnieuw.",
+    deleted: "Alles is verwijderd. Je kunt altijd opnieuw beginnen. In gevaar? Bel 112.",
+    closed: "Dit gesprek is afgesloten. Je kunt altijd een nieuw gesprek beginnen. In gevaar? Bel 112."
+  };
+  var POLL_MS = 1500;
+  var HIDDEN_POLL_MS = 10000;
+  var OFFLINE_POLL_MS = 3000;
+  var MAX_RETRY_MS = 5000;
+  var STORE_KEY = "ot_chat_pending";
+
+  var next = 0;           // messages 1..next are on screen
+  var queue = [];         // own messages the server has not shown yet: {text, client_id, el, accepted, gen}
+  var polling = false, pollAgain = false, pollTimer = null, pollGen = 0, pollFailures = 0;
+  var sending = false, sendTimer = null, sendFailures = 0, lastAcceptedAt = 0;
+  var stopped = false;    // the session is gone: no more requests until a reload
+
+  // Rendering -----------------------------------------------------------------------------
+
+  function el(tag, className) {
+    var node = document.createElement(tag);
+    if (className) { node.className = className; }
+    return node;
+  }
+
+  // Web addresses, e-mail addresses and phone numbers in a reply become links (built as DOM
+  // nodes, never as HTML). Only numbers that are in the text are linked; nothing is added.
+  var LINKS = /([\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+)|(https?:\/\/[^\s]+|(?:www\.)?[a-z0-9][a-z0-9-]*(?:\.[a-z0-9-]+)*\.(?:nl|com|org|net|eu|info)(?:\/[^\s]*)?)|(\+?\d[\d -]{1,13}\d)/gi;
+
+  function phoneHref(match, before, after) {
+    if (/[\d:.,\/]$/.test(before) || /^[\d:\/]/.test(after)) { return null; }
+    var digits = match.replace(/[^\d+]/g, "");
+    if (/^(112|113|0\d{7,10}|14\d{3,4}|\+31\d{9})$/.test(digits)) { return "tel:" + digits; }
+    return null;
+  }
+
+  function linkify(parent, value) {
+    var last = 0, m;
+    LINKS.lastIndex = 0;
+    while ((m = LINKS.exec(value)) !== null) {
+      var shown = m[0], href = null;
+      if (m[1]) {
+        href = "mailto:" + shown;
+      } else if (m[2]) {
+        shown = shown.replace(/[.,;:!?)'"]+$/, "");
+        href = /^https?:\/\//i.test(shown) ? shown : "https://" + shown;
+      } else {
+        href = phoneHref(shown, value.slice(0, m.index), value.slice(m.index + shown.length));
+      }
+      if (!href) { continue; }
+      parent.appendChild(document.createTextNode(value.slice(last, m.index)));
+      var a = el("a");
+      a.href = href;
+      a.textContent = shown;
+      if (/^https?:/i.test(href)) { a.target = "_blank"; a.rel = "noopener noreferrer"; }
+      parent.appendChild(a);
+      last = m.index + shown.length;
+      LINKS.lastIndex = last;
+    }
+    parent.appendChild(document.createTextNode(value.slice(last)));
+  }
+
+  function bubble(from, value) {
+    var div = el("div", "msg " + (NAMES[from] ? from : "bot"));
+    var who = el("p", "who");
+    who.textContent = NAMES[from] || NAMES.bot;
+    var body = el("p", "text");
+    if (from === "parent") { body.textContent = value; } else { linkify(body, value); }
+    div.appendChild(who);
+    div.appendChild(body);
+    return div;
+  }
+
+  function setMeta(item, value) {
+    var meta = item.el.querySelector(".meta");
+    if (!meta) { meta = el("p", "meta"); item.el.appendChild(meta); }
+    meta.textContent = value;
+  }
+
+  function firstPending() { return log.querySelector(".msg.pending"); }
+
+  function nearBottom() { return log.scrollHeight - log.scrollTop - log.clientHeight < 80; }
+
+  // Show new messages from their start: the whole batch when it fits, else its first message at
+  // the top of the log, so a long answer is read from its beginning.
+  function reveal(first) {
+    var top = first.offsetTop - 8;
+    log.scrollTop = Math.min(top, log.scrollHeight - log.clientHeight);
+  }
+
+  function say(kind, value) {
+    status.textContent = value;
+    status.setAttribute("data-kind", kind);
+  }
+
+  function clearStatus(kind) {
+    if (status.getAttribute("data-kind") === kind) { say("", ""); }
+  }
+
+  function showNotice(value) {
+    notice.textContent = "";
+    linkify(notice, value);
+    notice.hidden = false;
+  }
+
+  // Own messages not yet sent survive a reload of this tab (same client_id, so stored once).
+
+  function save() {
+    try {
+      var open = queue.filter(function (i) { return !i.accepted; })
+        .map(function (i) { return { text: i.text, client_id: i.client_id }; });
+      if (open.length) { sessionStorage.setItem(STORE_KEY, JSON.stringify(open)); }
+      else { sessionStorage.removeItem(STORE_KEY); }
+    } catch (e) { /* storage off: the message still retries while the page is open */ }
+  }
+
+  function restore() {
+    var saved = [];
+    try { saved = JSON.parse(sessionStorage.getItem(STORE_KEY) || "[]"); } catch (e) { saved = []; }
+    saved.forEach(function (s) {
+      if (s && typeof s.text === "string" && typeof s.client_id === "string") { add(s.text, s.client_id); }
+    });
+  }
+
+  // Polling ---------------------------------------------------------------------------------
+
+  function schedule() {
+    clearTimeout(pollTimer);
+    if (stopped) { return; }
+    var wait = pollFailures ? OFFLINE_POLL_MS : (document.hidden ? HIDDEN_POLL_MS : POLL_MS);
+    pollTimer = setTimeout(poll, wait);
+  }
+
+  function poll() {
+    if (stopped) { return; }
+    if (polling) { pollAgain = true; return; }   // one poll at a time: nothing is shown twice
+    polling = true;
+    clearTimeout(pollTimer);
+    var gen = ++pollGen;
+    fetch("/chat/api/messages?after=" + next, { credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (r.status === 401) { expire(); return null; }
+        if (!r.ok) { throw new Error("status " + r.status); }
+        return r.json();
+      })
+      .then(function (data) {
+        if (!data) { return; }
+        if (pollFailures) { pollFailures = 0; clearStatus("offline"); }
+        apply(data, gen);
+        if (queue.some(function (i) { return !i.accepted; })) { flush(true); }
+      })
+      .catch(function () {
+        pollFailures += 1;
+        if (!queue.length) { say("offline", TEXT.offline); }
+      })
+      .then(function () {
+        polling = false;
+        if (pollAgain) { pollAgain = false; poll(); } else { schedule(); }
+      });
+  }
+
+  function apply(data, gen) {
+    if (data.next < next) {
+      // The conversation is gone: deleted ("verwijder mijn gegevens") or closed.
+      // Gone within seconds of the parent's own message: they asked for it to be deleted.
+      var deleted = Date.now() - lastAcceptedAt < 10000;
+      Array.prototype.slice.call(log.querySelectorAll(".msg:not(.pending)")).forEach(function (m) {
+        m.parentNode.removeChild(m);
+      });
+      dropAccepted(Infinity);
+      next = 0;
+      showNotice(deleted ? TEXT.deleted : TEXT.closed);
+      clearStatus("sent");
+      if (data.next > 0) { pollAgain = true; }   // a new conversation already started
+      return;
+    }
+    var initial = !log.hasAttribute("data-loaded");
+    var follow = initial || nearBottom() || queue.length > 0;
+    dropAccepted(gen);
+    var fresh = (data.messages || []).filter(function (m) { return m.n > next; });
+    var first = null, lastOwn = null, last = null;
+    var before = firstPending();
+    fresh.forEach(function (m) {
+      var node = bubble(m.from, m.text);
+      node.setAttribute("data-n", String(m.n));
+      log.insertBefore(node, before);
+      next = Math.max(next, m.n);
+      if (!first) { first = node; }
+      if (m.from === "parent") { lastOwn = node; }
+      last = node;
+    });
+    next = Math.max(next, data.next);
+    log.setAttribute("data-loaded", "");
+    // Back on the page (a reload): start at the parent's last message and what came after it.
+    if (initial && last) { reveal(lastOwn || last); } else if (first && follow) { reveal(first); }
+  }
+
+  // Accepted own messages leave the "pending" place once a poll that started after the server
+  // took them has brought them back, in the server's order.
+  function dropAccepted(gen) {
+    queue = queue.filter(function (item) {
+      if (item.accepted && item.gen < gen) {
+        if (item.el.parentNode) { item.el.parentNode.removeChild(item.el); }
+        return false;
+      }
+      return true;
+    });
+  }
+
+  function expire() {
+    stopped = true;
+    clearTimeout(pollTimer);
+    clearTimeout(sendTimer);
+    say("expired", TEXT.expired);
+  }
+
+  // Sending -----------------------------------------------------------------------------------
 
   function newId() {
     var bytes = new Uint8Array(16);
@@ -14,61 +244,101 @@
     return Array.prototype.map.call(bytes, function (b) { return ("0" + b.toString(16)).slice(-2); }).join("");
   }
 
-  function show(items) {
-    items.forEach(function (m) {
-      var div = document.createElement("div");
-      div.className = "msg " + m.from;
-      var who = document.createElement("span");
-      who.className = "who";
-      who.textContent = names[m.from] || "";
-      div.appendChild(who);
-      div.appendChild(document.createTextNode(m.text));
-      log.appendChild(div);
-    });
-    if (items.length) { log.scrollTop = log.scrollHeight; }
+  function add(value, clientId) {
+    var item = { text: value, client_id: clientId, accepted: false, gen: 0 };
+    item.el = bubble("parent", value);
+    item.el.classList.add("pending");
+    setMeta(item, TEXT.sending);
+    log.appendChild(item.el);
+    queue.push(item);
+    return item;
   }
 
-  function poll() {
-    return fetch("/chat/api/messages?after=" + next, { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) {
-        if (data) { show(data.messages); next = data.next; status.textContent = ""; }
-      })
-      .catch(function () { status.textContent = "Geen verbinding. We proberen het opnieuw."; });
-  }
-
-  function send(body, attempt) {
-    return fetch("/chat/api/messages", {
+  // Own messages go out one at a time, in order. A failure waits a little longer each time
+  // (at most a few seconds); a poll that works again sends at once.
+  function flush(now) {
+    if (sending || stopped) { return; }
+    var item = null;
+    for (var i = 0; i < queue.length; i++) { if (!queue[i].accepted) { item = queue[i]; break; } }
+    if (!item) { return; }
+    if (now) { clearTimeout(sendTimer); }
+    sending = true;
+    fetch("/chat/api/messages", {
       method: "POST",
       credentials: "same-origin",
       headers: { "Content-Type": "application/json" },
-      body: JSON.stringify(body)
+      body: JSON.stringify({ text: item.text, client_id: item.client_id })
     }).then(function (r) {
-      if (!r.ok) { throw new Error("status " + r.status); }
-      return poll();
+      sending = false;
+      if (r.ok) {
+        sendFailures = 0;
+        item.accepted = true;
+        item.gen = pollGen;
+        lastAcceptedAt = Date.now();
+        setMeta(item, TEXT.sent);
+        say("sent", TEXT.sent);
+        save();
+        poll();
+        flush(true);
+        return;
+      }
+      if (r.status === 401) { expire(); return; }
+      if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
+        // The server will never take this one: say so, keep it visible, go on with the next.
+        item.el.classList.remove("pending");
+        item.el.classList.add("refused");
+        setMeta(item, TEXT.refused);
+        queue.splice(queue.indexOf(item), 1);
+        save();
+        flush(true);
+        return;
+      }
+      throw new Error("status " + r.status);
     }).catch(function () {
-      // The same client_id is sent again: the server stores it once.
-      status.textContent = "Versturen lukt nog niet. We proberen het opnieuw.";
-      if (attempt < 5) { setTimeout(function () { send(body, attempt + 1); }, 2000 * (attempt + 1)); }
+      sending = false;
+      sendFailures += 1;
+      setMeta(item, TEXT.notSent);
+      say("retry", TEXT.retry);
+      clearTimeout(sendTimer);
+      sendTimer = setTimeout(function () { flush(false); },
+        Math.min(1000 * Math.pow(2, sendFailures - 1), MAX_RETRY_MS));
     });
   }
 
   form.addEventListener("submit", function (event) {
     event.preventDefault();
     var value = text.value;
-    if (!value.trim()) { return; }
+    if (!value.trim() || stopped) { return; }
     text.value = "";
-    send({ text: value, client_id: newId() }, 0);
+    grow();
+    notice.hidden = true;
+    add(value, newId());
+    save();
+    log.scrollTop = log.scrollHeight;
+    flush(true);
+    text.focus();
   });
 
   text.addEventListener("keydown", function (event) {
-    if (event.key === "Enter" && !event.shiftKey) {
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
       event.preventDefault();
-      form.requestSubmit();
+      if (form.requestSubmit) { form.requestSubmit(); } else { button.click(); }
     }
   });
 
+  // The textarea grows with what is typed, up to a few lines.
+  function grow() {
+    text.style.height = "auto";
+    text.style.height = Math.min(text.scrollHeight + 4, 180) + "px";
+  }
+  text.addEventListener("input", grow);
+
+  document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
+  window.addEventListener("online", function () { poll(); flush(true); });
+
+  text.disabled = false;
+  button.disabled = false;
+  restore();
   poll();
-  setInterval(poll, 1500);
-  text.focus();
+  flush(true);
 })();
