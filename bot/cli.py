@@ -281,8 +281,11 @@ def build_parser() -> argparse.ArgumentParser:
     check = catalogue.add_parser("check", help="validate data/aanbod")
     check.set_defaults(func=cmd_catalogue_check)
 
-    telegram = sub.add_parser("telegram", help="Telegram setup").add_subparsers(dest="telegram", required=True)
-    tg_webhook = telegram.add_parser("set-webhook", help="register PUBLIC_BASE_URL/webhooks/telegram with Telegram")
+    telegram = sub.add_parser("telegram", help="Telegram setup").add_subparsers(
+        dest="telegram", required=True
+    )
+    tg_webhook = telegram.add_parser("set-webhook",
+                                     help="register PUBLIC_BASE_URL/webhooks/telegram with Telegram")
     tg_webhook.set_defaults(func=cmd_telegram_set_webhook)
     tg_poll = telegram.add_parser("poll", help="local use without a public URL: long-poll and reply")
     tg_poll.add_argument("--timeout", type=int, default=30, help="seconds per long poll")

@@ -59,7 +59,14 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot.channels.base import DeliveryError, InboundMessage, MediaKind, OutboundMessage, Sender, SendResult
+from bot.channels.base import (
+    DeliveryError,
+    InboundMessage,
+    MediaKind,
+    OutboundMessage,
+    Sender,
+    SendResult,
+)
 from bot.config import Settings
 from bot.errors import ConfigError, OudertelefoonError
 from bot.storage.crypto import AddressVault
@@ -106,7 +113,8 @@ def parse_update(body: bytes) -> Update:
     for message in (update.message, update.edited_message):
         if message is None:
             continue
-        if not isinstance(message.chat.id, int) or isinstance(message.chat.id, bool):
+        chat_id = getattr(message.chat, "id", None)
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
             raise InvalidUpdate("message.chat.id is missing or not an integer")
         for value in (message.text, message.caption):
             if value is not None and not isinstance(value, str):
@@ -375,7 +383,8 @@ class TelegramSender(Sender):
                 sent = await bot.send_message(chat_id=message.address, text=parts[index])
                 if index == 0:
                     first_id = str(sent.message_id)
-                self._progress[message.outbox_id] = (index + 1, first_id)
+                if index + 1 < len(parts):
+                    self._remember(message.outbox_id, index + 1, first_id)
         except TelegramError as error:
             failure = delivery_error(error, self._token)
             if not failure.retryable:
@@ -385,6 +394,11 @@ class TelegramSender(Sender):
         if len(parts) > 1:
             logger.info("outbox %s sent as %d telegram messages", message.outbox_id, len(parts))
         return SendResult(provider_message_id=first_id)
+
+    def _remember(self, outbox_id: str, done: int, first_id: str | None) -> None:
+        if outbox_id not in self._progress and len(self._progress) >= 1000:
+            self._progress.pop(next(iter(self._progress)))  # rows the worker gave up on
+        self._progress[outbox_id] = (done, first_id)
 
     async def close(self) -> None:
         bot, self._bot, self._loop = self._bot, None, None
@@ -424,10 +438,12 @@ async def set_webhook(settings: Settings) -> WebhookStatus:
     url = settings.public_base_url + WEBHOOK_PATH
     if not url.startswith("https://"):
         raise ConfigError(f"PUBLIC_BASE_URL: Telegram only calls https:// webhooks (got "
-                          f"{settings.public_base_url!r}); use `oudertelefoon telegram poll` locally")
+                          f"{settings.public_base_url!r}); locally, use `oudertelefoon telegram "
+                          "poll`")
     try:
         async with make_bot(settings) as bot:
-            await bot.set_webhook(url=url, secret_token=secret, allowed_updates=list(ALLOWED_UPDATES))
+            await bot.set_webhook(url=url, secret_token=secret,
+                                  allowed_updates=list(ALLOWED_UPDATES))
             info = await bot.get_webhook_info()
             username = bot.username
     except InvalidToken:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import uuid
 from datetime import timedelta
 from typing import Iterator
 
@@ -32,7 +33,7 @@ def test_a_failed_reply_holds_back_the_next_one_and_both_go_in_order(sms: tuple[
     services, fake = sms
     services.pipeline.process(InboundMessage(
         channel=Channel.sms, pseudonym=services.vault.pseudonym("sms", NUMBER),
-        address_encrypted=services.vault.encrypt(NUMBER), provider_message_id="SM" + "1" * 32,
+        address_encrypted=services.vault.encrypt(NUMBER), provider_message_id="SM" + uuid.uuid4().hex,
         text="ik kan de huur niet betalen", received_at=utcnow()))
     assert len(outbox_rows(services)) == 2  # welcome + answer
     fake.fail_next(1)

