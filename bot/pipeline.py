@@ -43,6 +43,7 @@ from bot.storage.models import (
     Message,
     Outbox,
     QueueName,
+    aware,
     utcnow,
 )
 from bot.triage.engine import Triage, TriageResult
@@ -254,7 +255,7 @@ class Pipeline:
             language=conversation.language,
             queue=conversation.queue,
             priority=conversation.priority,
-            waiting_notice_at=conversation.waiting_notice_at,
+            waiting_notice_at=aware(conversation.waiting_notice_at),
         )
 
     def _context(self, session: Session, now: datetime) -> DialogueContext:
@@ -329,10 +330,9 @@ class Pipeline:
         last = session.scalar(
             select(func.max(Outbox.scheduled_at)).where(Outbox.conversation_id == conversation_id)
         )
+        last = aware(last)
         if last is None:
             return now
-        if last.tzinfo is None:
-            last = last.replace(tzinfo=now.tzinfo)
         return max(now, last + timedelta(seconds=self.settings.reply_interval_seconds))
 
     def _fallback(self, message_id: str) -> int:

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.base import DeliveryError, OutboundMessage, Sender, SendResult
 from bot.storage.crypto import AddressDecryptError, AddressVault
-from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, utcnow
+from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, aware, utcnow
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,7 @@ class Worker:
 
     async def _deliver(self, outbox_id: str, channel: Channel, address_token: bytes | None,
                        text: str, conversation_id: str | None, attempts: int) -> bool:
+        """Try one row. False: it will be retried, so the conversation's later replies wait."""
         sender = self.senders.get(channel)
         if sender is None:
             await asyncio.to_thread(self._retry, outbox_id, attempts, f"channel {channel.value} is off")
@@ -145,9 +146,10 @@ class Worker:
                            "will retry" if error.retryable else "giving up")
             if error.retryable:
                 await asyncio.to_thread(self._retry, outbox_id, attempts, str(error)[:200])
-            else:
-                await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.failed, None, str(error)[:200])
-            return False
+                return False
+            # Refused for good: this row is done, the conversation's next replies need not wait.
+            await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.failed, None, str(error)[:200])
+            return True
         except Exception as error:  # an unexpected sender bug: retry, never drop
             logger.error("sender for %s crashed (%s)", channel.value, type(error).__name__)
             await asyncio.to_thread(self._retry, outbox_id, attempts, type(error).__name__)
@@ -159,12 +161,10 @@ class Worker:
     def _outside_whatsapp_window(self, conversation_id: str) -> bool:
         with self.factory() as session:
             last = session.scalar(select(Conversation.last_inbound_at).where(Conversation.id == conversation_id))
+        last = aware(last)
         if last is None:
             return False
-        now = self.clock()
-        if last.tzinfo is None:
-            last = last.replace(tzinfo=now.tzinfo)
-        return now - last > WHATSAPP_WINDOW
+        return self.clock() - last > WHATSAPP_WINDOW
 
     def _retry(self, outbox_id: str, attempts: int, error: str) -> None:
         with self.factory() as session, session.begin():

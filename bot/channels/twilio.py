@@ -3,7 +3,8 @@
 Inbound: Twilio posts form-encoded webhooks to POST /webhooks/twilio/messaging (a parent's
 message) and POST /webhooks/twilio/status (what happened to a message we sent). Both are
 authenticated first: the X-Twilio-Signature over PUBLIC_BASE_URL + path (+ query) and every
-form field, and the AccountSid must be ours. Only then is one InboundMessage built; the answer to
+form field (HMAC-SHA1, or the HMAC-SHA256 that an X-Twilio-Webhooks-Signature-Settings header
+names), and the AccountSid must be ours. Only then is one InboundMessage built; the answer to
 Twilio is an empty TwiML `<Response/>`, because replies go out through the worker.
 
 Outbound: TwilioSender posts to Twilio's REST API (Messages.json) with httpx.AsyncClient; the
@@ -28,6 +29,8 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
     SIGNATURE_HEADER,
     SIGNATURE_SETTINGS_HEADER,
     RequestValidator,
@@ -91,6 +94,9 @@ def build_router(get_services: Any) -> APIRouter:
         token = settings.twilio_auth_token
         if token is None or not settings.twilio_account_sid:
             raise HTTPException(status_code=403, detail="twilio is not configured")
+        declared = request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
+            raise HTTPException(status_code=413, detail="request too large")
         body = await request.body()
         if len(body) > MAX_WEBHOOK_BYTES:
             raise HTTPException(status_code=413, detail="request too large")
@@ -100,9 +106,10 @@ def build_router(get_services: Any) -> APIRouter:
         if request.url.query:
             url += "?" + request.url.query
         signature = request.headers.get(SIGNATURE_HEADER, "")
-        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+        algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER)).upper()
         validator = RequestValidator(token.get_secret_value())
-        if not signature or not validator.validate(url, form, signature, algorithm):
+        if (not signature or algorithm not in (HMAC_SHA1, HMAC_SHA256)
+                or not validator.validate(url, form, signature, algorithm)):
             logger.warning("twilio webhook %s refused: bad or missing signature", request.url.path)
             raise HTTPException(status_code=403, detail="invalid signature")
         if form.get("AccountSid") != settings.twilio_account_sid:
@@ -211,23 +218,35 @@ class TwilioSender(Sender):
         self.settings = settings
         self.account_sid = settings.twilio_account_sid
         self._auth = (self.account_sid, settings.twilio_auth_token.get_secret_value())
-        self.url = f"{settings.twilio_api_base}/2010-04-01/Accounts/{self.account_sid}/Messages.json"
+        self.url = (f"{settings.twilio_api_base}/2010-04-01/Accounts/"
+                    f"{self.account_sid}/Messages.json")
         self.status_callback = settings.public_base_url + STATUS_PATH
         self._timeout = httpx.Timeout(timeout, connect=5.0)
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
         # Parts of a split reply already accepted, by outbox id: a retry sends only the rest.
         self._parts_sent: dict[str, list[str]] = {}
 
     async def _http(self) -> httpx.AsyncClient:
-        # A client belongs to one event loop; a new loop (tests, a restarted worker) gets its own.
+        # A client (its pooled connections) belongs to one event loop; a new loop (a restarted
+        # worker, each round in tests) gets its own, closed when that loop shuts down.
         loop = asyncio.get_running_loop()
         if self._client is None or self._client_loop is not loop:
-            stale, self._client = self._client, httpx.AsyncClient(auth=self._auth, timeout=self._timeout)
-            self._client_loop = loop
-            if stale is not None:
-                await _close_quietly(stale)
+            client = httpx.AsyncClient(auth=self._auth, timeout=self._timeout)
+            self._client, self._client_loop = client, loop
+            self._closer = loop.create_task(self._close_with_loop(client))
         return self._client
+
+    async def _close_with_loop(self, client: httpx.AsyncClient) -> None:
+        """Waits until cancelled (asyncio.run and servers cancel what is left when they stop),
+        then closes the client inside its own loop."""
+        try:
+            await asyncio.get_running_loop().create_future()
+        finally:
+            if self._client is client:
+                self._client = self._client_loop = None
+            await client.aclose()
 
     def _addresses(self, message: OutboundMessage) -> tuple[str, str]:
         to = bare_number(message.address)
@@ -251,7 +270,8 @@ class TwilioSender(Sender):
             template = self.settings.twilio_whatsapp_template_sid
             if message.channel is not Channel.whatsapp or not template:
                 raise DeliveryError("no WhatsApp template configured", retryable=False)
-            return SendResult(provider_message_id=await self._post({**base, "ContentSid": template}))
+            sid = await self._post({**base, "ContentSid": template})
+            return SendResult(provider_message_id=sid)
         parts = split_body(message.text)
         done = self._parts_sent.get(message.outbox_id, [])
         sid: str | None = done[-1] if done else None
@@ -274,12 +294,14 @@ class TwilioSender(Sender):
         try:
             response = await client.post(self.url, data=data)
         except httpx.HTTPError as error:  # connection refused, timeout, broken response
-            raise DeliveryError(f"twilio unreachable ({type(error).__name__})", retryable=True) from None
+            raise DeliveryError(f"twilio unreachable ({type(error).__name__})",
+                                retryable=True) from None
         if response.status_code == 429 or response.status_code >= 500:
             raise DeliveryError(f"twilio answered {response.status_code}", retryable=True)
         if response.status_code >= 400:
             # Only Twilio's error code: its message text can quote the parent's number.
-            raise DeliveryError(f"twilio refused: {response.status_code} error {_error_code(response)}",
+            code = _error_code(response)
+            raise DeliveryError(f"twilio refused: {response.status_code} error {code}",
                                 retryable=False)
         try:
             sid = response.json()["sid"]
@@ -289,9 +311,13 @@ class TwilioSender(Sender):
         return str(sid)
 
     async def close(self) -> None:
-        client, self._client, self._client_loop = self._client, None, None
-        if client is not None:
-            await _close_quietly(client)
+        closer, self._closer = self._closer, None
+        if closer is not None and not closer.done():
+            if closer.get_loop() is asyncio.get_running_loop():
+                closer.cancel()
+                await asyncio.gather(closer, return_exceptions=True)
+            else:  # its loop still runs elsewhere and closes the client when it stops
+                self._client = self._client_loop = None
 
 
 def _error_code(response: httpx.Response) -> str:
@@ -301,9 +327,3 @@ def _error_code(response: httpx.Response) -> str:
         return "unknown"
     return str(code) if isinstance(code, (int, str)) else "unknown"
 
-
-async def _close_quietly(client: httpx.AsyncClient) -> None:
-    try:
-        await client.aclose()
-    except Exception as error:  # a client whose event loop is gone cannot close cleanly
-        logger.debug("closing an old twilio http client failed (%s)", type(error).__name__)

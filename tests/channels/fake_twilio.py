@@ -54,9 +54,10 @@ def payload(name: str, **fields: str) -> dict[str, str]:
     return data
 
 
-def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN) -> str:
-    """X-Twilio-Signature as Twilio computes it."""
-    return str(RequestValidator(token).compute_signature(url, params))
+def sign(url: str, params: dict[str, str], token: str = AUTH_TOKEN,
+         algorithm: str | None = None) -> str:
+    """X-Twilio-Signature as Twilio computes it (HMAC-SHA1 unless `algorithm` says otherwise)."""
+    return str(RequestValidator(token).compute_signature(url, params, algorithm))
 
 
 def new_sid(prefix: str = "SM") -> str:
@@ -181,7 +182,8 @@ class FakeTwilio:
                 if failure.status >= 500:
                     return failure.status, _error(20500, "Internal Server Error", failure.status)
                 code = failure.code or 21211
-                return failure.status, _error(code, _ERRORS.get(code, "Error").format(**params), failure.status)
+                message = _ERRORS.get(code, "Error").format(To=params.get("To", ""))
+                return failure.status, _error(code, message, failure.status)
         to, sender = params.get("To", ""), params.get("From", "")
         body, content_sid = params.get("Body"), params.get("ContentSid")
         if not to:
@@ -189,11 +191,13 @@ class FakeTwilio:
         if not sender:
             return 400, _error(21603, "A 'From' phone number is required.", 400)
         if to.startswith("whatsapp:") != sender.startswith("whatsapp:"):
-            return 400, _error(21910, "Invalid From and To pair. From and To should be of the same channel", 400)
+            return 400, _error(21910, "Invalid From and To pair. From and To should be of the same "
+                                      "channel", 400)
         if not body and not content_sid:
             return 400, _error(21602, "Message body is required.", 400)
         if body is not None and len(body) > 1600:
-            return 400, _error(21617, "The concatenated message body exceeds the 1600 character limit.", 400)
+            return 400, _error(21617, "The concatenated message body exceeds the 1600 character "
+                                      "limit.", 400)
         sid = new_sid()
         message = SentMessage(sid=sid, to=to, from_=sender, body=body, content_sid=content_sid,
                               status_callback=params.get("StatusCallback"), params=params)
@@ -284,7 +288,8 @@ class TwilioLine:
 
     def says(self, number: str, text: str = "", *, whatsapp: bool = False, **kwargs: Any) -> Response:
         """A parent's message arrives; Twilio expects the empty TwiML back."""
-        response = self.post("/webhooks/twilio/messaging", self.inbound(number, text, whatsapp=whatsapp, **kwargs))
+        data = self.inbound(number, text, whatsapp=whatsapp, **kwargs)
+        response = self.post("/webhooks/twilio/messaging", data)
         assert response.status_code == 200, response.text
         assert response.text == EMPTY_TWIML
         assert response.headers["content-type"].startswith("text/xml")
@@ -304,7 +309,8 @@ class TwilioLine:
 
     def received(self, address: str) -> list[str]:
         """The texts one parent's phone received, in order (template sends show as ContentSid)."""
-        return [m.body if m.body is not None else f"[template {m.content_sid}]" for m in self.fake.to(address)]
+        return [m.body if m.body is not None else f"[template {m.content_sid}]"
+                for m in self.fake.to(address)]
 
 
 def iter_payloads() -> Iterator[tuple[str, dict[str, str]]]:

@@ -143,3 +143,19 @@ def test_crash_between_storing_and_replying_loses_nothing(
     with services.factory() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.author == "parent")) == 1
         assert session.scalar(select(func.count()).select_from(Outbox)) == 2  # welcome + answer, once
+
+
+def test_writing_while_waiting_for_a_person(client: TestClient, services: Services) -> None:
+    client.get("/chat")
+    say(client, "mens")
+    say(client, "1")
+    assert "vrijwilliger" in bot_texts(client)[-2]
+    with services.factory() as session:
+        assert session.scalars(select(Conversation)).one().status is ConversationStatus.queued
+    before = len(bot_texts(client))
+    say(client, "en ik slaap ook slecht")  # joins the conversation; told at most every 10 minutes
+    texts = bot_texts(client)
+    assert len(texts) == before
+    assert not any(t.startswith("Sorry, er ging bij mij iets mis") for t in texts)
+    with services.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Message).where(Message.author == "parent")) == 3
