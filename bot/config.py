@@ -85,7 +85,11 @@ class Settings(BaseSettings):
     reply_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="REPLY_INTERVAL_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
 
-    @field_validator("database_url", "redis_url", mode="before")
+    @field_validator(
+        "database_url", "redis_url", "secret_key", "telegram_bot_token", "telegram_webhook_secret",
+        "twilio_account_sid", "twilio_auth_token", "twilio_sms_from", "twilio_whatsapp_from",
+        "twilio_whatsapp_template_sid", mode="before",
+    )
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

@@ -104,3 +104,13 @@ def test_command_line_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1
     assert "RETENTION_DAYS" in lines[0]
+
+
+def test_empty_channel_credentials_mean_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET", "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN"):
+        monkeypatch.setenv(name, "")
+    settings = load_settings()
+    assert not settings.telegram_enabled and not settings.twilio_enabled
+    monkeypatch.setenv("VOLUNTEER_HOURS", "9 to 5")
+    with pytest.raises(ConfigError, match="VOLUNTEER_HOURS"):
+        load_settings()
