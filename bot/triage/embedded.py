@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -91,14 +90,6 @@ def _classifier(balanced: bool = False) -> CalibratedLinear:
     return CalibratedLinear(balanced=balanced)
 
 
-@dataclass
-class Analysis:
-    """What the embedded model says about one text."""
-
-    intent_ranking: list[tuple[str, float]]
-    risk_probabilities: dict[Risk, float]
-
-
 class EmbeddedModel:
     """Feature space plus intent and risk classifiers, trained together."""
 
@@ -133,10 +124,6 @@ class EmbeddedModel:
         ).tocsr()
         self._last = (prepared, vector)
         return vector
-
-    def analyze(self, text: str) -> Analysis:
-        vector = self.vectorize(text)
-        return Analysis(self._intents(vector), self._risks(vector))
 
     def intents(self, text: str) -> list[tuple[str, float]]:
         return self._intents(self.vectorize(text))
