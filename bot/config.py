@@ -84,6 +84,14 @@ class Settings(BaseSettings):
     # Replies to one conversation go out at most this often: a burst is slowed, never dropped.
     reply_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="REPLY_INTERVAL_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
+    # Handoff: a claimed conversation returns to the queue (its place kept) when the person's
+    # dashboard has been away this long, or at once when they go off shift.
+    claim_idle_minutes: int = Field(default=15, ge=1, le=720, alias="CLAIM_IDLE_MINUTES")
+    # A returning parent is offered first to the person who helped last time, for this long.
+    offer_seconds: int = Field(default=120, ge=0, le=3600, alias="CONTINUITY_OFFER_SECONDS")
+    session_hours: int = Field(default=12, ge=1, le=168, alias="SESSION_HOURS")
+    # Demo volunteer, professional and coordinator with printed logins; default: on in development.
+    demo_users: bool | None = Field(default=None, alias="DEMO_USERS")
 
     @field_validator(
         "database_url", "redis_url", "secret_key", "telegram_bot_token", "telegram_webhook_secret",
@@ -187,6 +195,17 @@ class Settings(BaseSettings):
             handle.write(key + "\n")
         logger.info("generated a development SECRET_KEY in %s", path)
         return key.encode("utf-8")
+
+    @property
+    def demo_users_enabled(self) -> bool:
+        if self.demo_users is not None:
+            return self.demo_users and self.env is not Environment.production
+        return self.env is Environment.development
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Cookies marked Secure when the service is reached over https."""
+        return self.public_base_url.startswith("https://")
 
     @property
     def telegram_enabled(self) -> bool:

@@ -150,6 +150,21 @@ class Conversation(Base):
     )
     last_message_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The parent's own choice of volunteer or professional, when they made one (a skill of the
+    # queue entry; `queue` is where the conversation waits now).
+    preferred_kind: Mapped[QueueName | None] = mapped_column(
+        _enum(QueueName, "preferred_kind"), nullable=True
+    )
+    claimed_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_conversations_claimed_by_users"),
+        nullable=True, index=True,
+    )
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Set when the parent wrote something acute while a person had the conversation; cleared when
+    # that person acknowledges it.
+    acute_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A catalogue entry id the person asked consent for ("may we send you a referral summary?").
+    pending_referral: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",
@@ -182,6 +197,12 @@ class Message(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     # Set once the bot has decided its reply to this inbound message (NULL: still to do).
     handled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The volunteer or professional who wrote an outbound message (author person).
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_messages_user_id_users"), nullable=True
+    )
+    # Catalogue entry ids a bot message gave the parent (for the handover card).
+    catalogue_ids: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="messages")
 
@@ -202,6 +223,22 @@ class User(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     phone_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Languages this person can help in (ISO codes); Dutch is assumed for everyone.
+    languages: Mapped[list[str]] = mapped_column(JSON, default=lambda: ["nl"])
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+    def may_take(self, queue: QueueName) -> bool:
+        """Volunteers take the volunteer queue; professionals and coordinators take both."""
+        if not self.active:
+            return False
+        return queue is QueueName.volunteer or self.role in (Role.professional, Role.coordinator)
+
+    @property
+    def queues(self) -> tuple[QueueName, ...]:
+        """The queues this person sees, most urgent kind first."""
+        if self.role is Role.volunteer:
+            return (QueueName.volunteer,)
+        return (QueueName.professional, QueueName.volunteer)
 
 
 class Handoff(Base):
@@ -220,9 +257,13 @@ class Handoff(Base):
     claimed_by: Mapped[str | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL"), nullable=True
     )
+    # A transfer note from the person who handed it on: part of the next handover card.
     note: Mapped[str | None] = mapped_column(Text, nullable=True)
     outcome: Mapped[str | None] = mapped_column(String(64), nullable=True)
     corrected_theme: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    corrected_themes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    referred_to: Mapped[str | None] = mapped_column(String(64), nullable=True)  # catalogue entry id
+    closing_note: Mapped[str | None] = mapped_column(Text, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
@@ -240,6 +281,8 @@ class Shift(Base):
     queue: Mapped[QueueName] = mapped_column(_enum(QueueName, "queue_name"))
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     ended_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # Refreshed while the person's dashboard is open; an idle claim returns to the queue.
+    last_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class AuditLog(Base):
@@ -300,3 +343,72 @@ class Outbox(Base):
         UniqueConstraint("reply_to", "seq", name="uq_outbox_reply_seq"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
     )
+
+
+class UserSession(Base):
+    """A dashboard login. The cookie holds a random token; only its SHA-256 is stored, so a
+    database dump gives no usable session. Deactivating a user ends their sessions."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Block(Base):
+    """A sender blocked by a coordinator (by pseudonym, never by number), until `expires_at`."""
+
+    __tablename__ = "blocks"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[str] = mapped_column(Text)
+    expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # When the sender got the one neutral message.
+    notified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lifted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class StandardText(Base):
+    """Short standard texts coordinators keep, for quick insertion in a reply."""
+
+    __tablename__ = "standard_texts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    title: Mapped[str] = mapped_column(String(80))
+    body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Correction(Base):
+    """Where the bot was wrong: the themes it gave and the ones the person says are right, with
+    the parent's words masked (no numbers, e-mail addresses, postcodes). For the coordinators'
+    review and the learning loop; the link to the conversation goes when it is purged."""
+
+    __tablename__ = "corrections"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    conversation_id: Mapped[str | None] = mapped_column(
+        ForeignKey("conversations.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True
+    )
+    predicted: Mapped[list[str]] = mapped_column(JSON, default=list)
+    corrected: Mapped[list[str]] = mapped_column(JSON, default=list)
+    texts_masked: Mapped[list[str]] = mapped_column(JSON, default=list)
+    reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

@@ -23,7 +23,8 @@ from bot.storage.models import (
 )
 from bot.triage.types import Risk
 
-TABLES = {"conversations", "messages", "handoffs", "users", "shifts", "audit_log", "outbox", "alembic_version"}
+TABLES = {"conversations", "messages", "handoffs", "users", "shifts", "audit_log", "outbox",
+          "user_sessions", "blocks", "standard_texts", "corrections", "alembic_version"}
 
 
 def test_upgrade_downgrade_upgrade(any_database_url: str) -> None:
