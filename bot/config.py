@@ -56,6 +56,9 @@ class Settings(BaseSettings):
     data_dir: Path = Field(default=REPO_ROOT / "data", alias="OUDERTELEFOON_DATA_DIR")
     database_url: str | None = Field(default=None, alias="DATABASE_URL")
     redis_url: str | None = Field(default=None, alias="REDIS_URL")
+    # Prefix of the queue index and live-event keys: lets several installations (or tests) share
+    # one Redis.
+    redis_prefix: str = Field(default="ot", pattern=r"^[A-Za-z0-9_-]{1,40}$", alias="REDIS_KEY_PREFIX")
     nlu_backend: NLUBackendName = Field(default=NLUBackendName.embedded, alias="NLU_BACKEND")
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
     rasa_timeout: float = Field(default=2.0, gt=0, le=60, alias="RASA_TIMEOUT")

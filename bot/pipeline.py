@@ -35,6 +35,7 @@ from bot.intents.dialogue import ConversationView, Decision, DialogueContext, In
 from bot.intents.messages import Texts
 from bot.privacy import mask
 from bot.storage.models import (
+    AuditLog,
     Author,
     Conversation,
     ConversationStatus,
@@ -48,8 +49,10 @@ from bot.storage.models import (
 )
 from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
+from handoff.desk import active_block
 from handoff.estimate import estimate_wait
 from handoff.interfaces import PRIORITY
+from handoff.referral import consent_answer, summary_texts
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +86,7 @@ class Pipeline:
         redis_client: redis.Redis | None = None,
         clock: Callable[[], datetime] = utcnow,
         fault: str | None = None,
+        on_change: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
@@ -92,6 +96,9 @@ class Pipeline:
         self.redis = redis_client
         self.clock = clock
         self.fault = fault
+        # Told after each commit what changed for people ("queued", "message", "acute", "closed",
+        # "deleted"): the desk indexes the queue and pushes the live update (handoff.desk).
+        self.on_change = on_change
         self.zone = ZoneInfo(settings.timezone)
         self.hours = {
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
@@ -119,6 +126,27 @@ class Pipeline:
             if self._seen_before(inbound):
                 # Stored once and deleted since ("verwijder mijn gegevens"): a replay is ignored.
                 return Received(None, None, True, True)
+            block = active_block(session, inbound.channel, inbound.pseudonym, now)
+            if block is not None:
+                # A blocked sender: nothing is stored and nothing reaches the queue; one neutral
+                # message, once per block (the outbox's unique reply_to makes it once).
+                notify = block.notified_at is None
+                if notify:
+                    block.notified_at = now
+                    session.add(Outbox(conversation_id=None, reply_to=block.id, seq=0,
+                                       channel=inbound.channel, address_encrypted=inbound.address_encrypted,
+                                       text=self.texts.get("blocked", "nl"), scheduled_at=now,
+                                       next_attempt_at=now))
+                blocked = True
+            else:
+                blocked = False
+                notify = False
+        if blocked:
+            self._mark_seen(inbound)
+            if notify:
+                self._wake()
+            return Received(None, None, False, True)
+        with self.factory() as session, session.begin():
             conversation = self._active_conversation(session, inbound)
             conversation.address_encrypted = inbound.address_encrypted
             conversation.last_message_at = now
@@ -205,6 +233,7 @@ class Pipeline:
 
     def _handle(self, message_id: str) -> int:
         now = self.clock()
+        changed: tuple[str, str | None] = ("", None)
         with self.factory() as session, session.begin():
             message = session.get(Message, message_id)
             if message is None or message.handled_at is not None:
@@ -221,18 +250,70 @@ class Pipeline:
             if result is not None:
                 message.triage = result.stored()
                 self._update_conversation(conversation, result)
-            decision = decide(
-                self._view(conversation),
-                Incoming(text=message.text, triage=result,
-                         media_only=result is None and message.media_kind is not None,
-                         command=command),
-                self._context(session, now),
-            )
-            count = self._apply(session, conversation, message, decision, now)
+            status_before = conversation.status
+            change = "message" if status_before in (ConversationStatus.queued,
+                                                    ConversationStatus.claimed) else None
+            count = 0
+            answered = False
+            if status_before is ConversationStatus.claimed:
+                if result is not None and result.risk is Risk.acute:
+                    conversation.acute_alert_at = now  # the person sees an alert; the bot stays silent
+                    change = "acute"
+                if conversation.pending_referral:
+                    count = self._referral_answer(session, conversation, message, result, now)
+                    answered = count > 0
+            if not answered:
+                decision = decide(
+                    self._view(conversation),
+                    Incoming(text=message.text, triage=result,
+                             media_only=result is None and message.media_kind is not None,
+                             command=command),
+                    self._context(session, now),
+                )
+                count = self._apply(session, conversation, message, decision, now)
+                if decision.delete:
+                    change = "deleted"
+                elif conversation.status is ConversationStatus.closed:
+                    change = "closed" if status_before is not ConversationStatus.bot else None
+                elif decision.status is ConversationStatus.queued or (
+                        decision.priority is not None and status_before is ConversationStatus.queued):
+                    change = "queued"
             message.handled_at = now
-        if count:
-            self._wake()
+            changed = (conversation.id, change)
+        self._after(changed, wake=count > 0)
         return count
+
+    def _after(self, changed: tuple[str, str | None], *, wake: bool) -> None:
+        if wake:
+            self._wake()
+        conversation_id, change = changed
+        if change is not None and self.on_change is not None:
+            try:
+                self.on_change(conversation_id, change)
+            except Exception as error:  # the index catches up on its own; the parent is answered
+                logger.error("handoff update failed (%s)", type(error).__name__)
+
+    def _referral_answer(self, session: Session, conversation: Conversation, message: Message,
+                         result: TriageResult | None, now: datetime) -> int:
+        """The parent answers the person's question "may I make a summary for <service>?"."""
+        answer = consent_answer(message.text, result)
+        if answer is None:
+            return 0  # about something else: the person reads it; the question stays open
+        entry_id = conversation.pending_referral or ""
+        conversation.pending_referral = None
+        language = "en" if conversation.language == "en" else "nl"
+        if answer and entry_id in self.catalogue:
+            words = [m.text for m in conversation.messages
+                     if m.author is Author.parent and m.id != message.id and m.text.strip()]
+            texts = summary_texts(self.texts, language, self.catalogue.get(entry_id), words)
+            action = "referral_consent_given"
+        else:
+            texts = [self.texts.get("referral_declined", language)]
+            action = "referral_consent_refused"
+        session.add(AuditLog(action=action, conversation_id=conversation.id,
+                             detail={"service": entry_id}))
+        decision = Decision(replies=texts, awaiting=conversation.awaiting, welcomed=conversation.welcomed)
+        return self._apply(session, conversation, message, decision, now)
 
     def _update_conversation(self, conversation: Conversation, result: TriageResult) -> None:
         if result.theme is not Theme.none and result.theme.value not in (conversation.themes or []):
@@ -282,6 +363,8 @@ class Pipeline:
         conversation.awaiting = decision.awaiting
         if decision.notice_at is not None:
             conversation.waiting_notice_at = decision.notice_at
+        if decision.preferred is not None:
+            conversation.preferred_kind = decision.preferred
         if decision.status is ConversationStatus.queued and decision.queue is not None:
             newly = conversation.status is not ConversationStatus.queued
             conversation.status = ConversationStatus.queued
@@ -303,6 +386,8 @@ class Pipeline:
         for seq, text in enumerate(decision.replies):
             reply = Message(channel=conversation.channel, direction=Direction.outbound,
                             author=Author.bot, text=text, text_masked=text,
+                            catalogue_ids=decision.catalogue_ids or None
+                            if seq == decision.catalogue_reply else None,
                             created_at=now + timedelta(milliseconds=seq + 1))
             if not decision.delete:
                 conversation.messages.append(reply)
@@ -345,6 +430,14 @@ class Pipeline:
                     return 0
                 conversation = session.get(Conversation, message.conversation_id)
                 assert conversation is not None
+                if conversation.status is ConversationStatus.claimed:
+                    # A person has the conversation: they read the message; the bot stays silent.
+                    message.handled_at = now
+                    changed: tuple[str, str | None] = (conversation.id, "message")
+                    count = 0
+                else:
+                    changed = (conversation.id, "queued")
+                    count = -1
                 language = "en" if conversation.language == "en" else "nl"
                 text = self.texts.get("fallback", language)
                 decision = Decision(replies=[text], status=ConversationStatus.queued,
@@ -353,9 +446,10 @@ class Pipeline:
                                     priority=PRIORITY[conversation.highest_risk],
                                     reason="the bot failed", awaiting=None,
                                     welcomed=conversation.welcomed)
-                count = self._apply(session, conversation, message, decision, now)
-                message.handled_at = now
-            self._wake()
+                if count < 0:
+                    count = self._apply(session, conversation, message, decision, now)
+                    message.handled_at = now
+            self._after(changed, wake=count > 0)
             return count
         except Exception as error:
             logger.error("fallback failed too (%s); the worker retries the message", type(error).__name__)

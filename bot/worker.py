@@ -199,13 +199,18 @@ class Worker:
         *,
         recover: Callable[[], int] | None = None,
         housekeeping: Callable[[], None] | None = None,
+        handoff: Callable[[], None] | None = None,
         poll_seconds: float = 1.0,
         housekeeping_seconds: float = 3600.0,
+        handoff_seconds: float = 30.0,
     ) -> None:
-        """Deliver until `stop` is set. Wakes at once when the pipeline pushes to Redis."""
+        """Deliver until `stop` is set. Wakes at once when the pipeline pushes to Redis.
+        `handoff` (the desk's tick: keep the queue index whole, return idle claims) runs every
+        `handoff_seconds`; `housekeeping` (the retention purge) every `housekeeping_seconds`."""
         from bot.pipeline import WAKE_KEY
 
         last_housekeeping = 0.0
+        last_handoff = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
@@ -213,6 +218,9 @@ class Worker:
                     await asyncio.to_thread(recover)
                 while await self.run_once():
                     pass
+                if handoff is not None and loop.time() - last_handoff >= handoff_seconds:
+                    last_handoff = loop.time()
+                    await asyncio.to_thread(handoff)
                 if housekeeping is not None and loop.time() - last_housekeeping >= housekeeping_seconds:
                     last_housekeeping = loop.time()
                     await asyncio.to_thread(housekeeping)

@@ -1,18 +1,47 @@
-"""Honest expected waiting time, from SQL: conversations ahead in the queue, people on shift,
-the average handling time, and the queue's opening hours."""
+"""Honest expected waiting time, from SQL: conversations ahead in the queue, people on shift, the
+recent handling times, and the queue's opening hours."""
 
 from __future__ import annotations
 
 import math
-from datetime import datetime
+import statistics
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.hours import Hours
-from bot.storage.models import Conversation, ConversationStatus, QueueName, Shift
+from bot.storage.models import (
+    Conversation,
+    ConversationStatus,
+    Handoff,
+    HandoffStatus,
+    QueueName,
+    Shift,
+    aware,
+)
 from handoff.interfaces import WaitEstimate
+
+RECENT = timedelta(days=14)
+MIN_SAMPLES = 5
+
+
+def recent_handling_minutes(session: Session, queue: QueueName, now: datetime, fallback: int) -> int:
+    """The median minutes from claim to close in this queue over the last two weeks; the configured
+    average until there are enough closed conversations to say something."""
+    rows = session.execute(
+        select(Handoff.claimed_at, Handoff.closed_at)
+        .where(Handoff.queue == queue, Handoff.status == HandoffStatus.closed,
+               Handoff.claimed_at.is_not(None), Handoff.closed_at >= now - RECENT)
+        .order_by(Handoff.closed_at.desc())
+        .limit(500)
+    ).all()
+    minutes = [((aware(closed) - aware(claimed)).total_seconds() / 60)  # type: ignore[operator]
+               for claimed, closed in rows if claimed is not None and closed is not None]
+    if len(minutes) < MIN_SAMPLES:
+        return fallback
+    return max(1, math.ceil(statistics.median(minutes)))
 
 
 def estimate_wait(
@@ -41,5 +70,13 @@ def estimate_wait(
             Conversation.priority <= priority,
         )
     ) or 0
-    minutes = math.ceil((ahead + 1) / on_shift) * handling_minutes
+    busy = session.scalar(
+        select(func.count()).select_from(Conversation).where(
+            Conversation.status == ConversationStatus.claimed, Conversation.queue == queue)
+    ) or 0
+    free = max(0, on_shift - busy)
+    if ahead < free:
+        return WaitEstimate(minutes=2, next_shift_starts=None, people_on_shift=on_shift)
+    handling = recent_handling_minutes(session, queue, now, handling_minutes)
+    minutes = math.ceil((ahead - free + 1) / on_shift) * handling
     return WaitEstimate(minutes=minutes, next_shift_starts=None, people_on_shift=on_shift)

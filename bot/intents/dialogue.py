@@ -73,6 +73,10 @@ class Decision:
     notice_at: datetime | None = None
     delete: bool = False
     close: bool = False
+    preferred: QueueName | None = None  # the parent chose volunteer or professional themselves
+    # Catalogue entries given in reply number `catalogue_reply` (for the handover card).
+    catalogue_ids: list[str] = field(default_factory=list)
+    catalogue_reply: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,8 +158,10 @@ def _decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) ->
         decision.awaiting = None
         suggested = view.queue or QueueName.volunteer
         if _VOLUNTEER.match(incoming.text):
+            decision.preferred = QueueName.volunteer
             return _queue(decision, view, QueueName.volunteer, triage.risk, "parent's choice", ctx, lang)
         if _PROFESSIONAL.match(incoming.text):
+            decision.preferred = QueueName.professional
             return _queue(decision, view, QueueName.professional, triage.risk, "parent's choice", ctx, lang)
         if intent in _ANSWERED_WHILE_WAITING or triage.theme is not Theme.none:
             view = replace(view, awaiting=None)  # a new question: handle it below
@@ -232,6 +238,8 @@ def _decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) ->
                                  include_unverified=ctx.include_unverified)
     if entries:
         decision.replies.append(render_answer(entries, _catalogue_language(lang)))
+        decision.catalogue_ids = [e.id for e in entries]
+        decision.catalogue_reply = len(decision.replies) - 1
         decision.awaiting = "helped"
     else:
         decision.replies.append(render_answer([], _catalogue_language(lang)))

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import uuid
 
-from bot.config import Settings
+from pathlib import Path
+
+from bot.config import Settings, load_settings
 from bot.storage.redis import connect
 
 
@@ -15,9 +17,23 @@ def test_connect_gives_a_working_redis(settings: Settings) -> None:
         assert client.ping() is True
         client.set(key, "waarde", ex=30)
         assert client.get(key) == b"waarde"
+    finally:
+        client.delete(key)
+        client.close()
+
+
+def test_embedded_default_is_a_real_redis_under_var(var_dir: Path) -> None:
+    """Without REDIS_URL the service starts its own Redis, keeping its data under var/."""
+    settings = load_settings(OUDERTELEFOON_ENV="test", OUDERTELEFOON_VAR_DIR=var_dir, REDIS_URL="")
+    assert settings.redis_url is None
+    client = connect(settings)
+    key = f"ot:test:{uuid.uuid4().hex}"
+    try:
+        assert client.ping() is True
+        client.set(key, "waarde", ex=30)
+        assert client.get(key) == b"waarde"
         assert client.ttl(key) > 0
     finally:
         client.delete(key)
-    if settings.redis_url is None:
-        # The embedded server keeps its data under var/.
-        assert getattr(client, "db", None) == str((settings.var_dir / "redis.db").resolve())
+    assert getattr(client, "db", None) == str((settings.var_dir / "redis.db").resolve())
+    client.shutdown(nosave=True)
