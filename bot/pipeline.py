@@ -407,7 +407,14 @@ class Pipeline:
             conversation.last_message_at = now
         if decision.delete:
             session.flush()
-            session.delete(conversation)  # messages and handoffs go with it (cascade)
+            # "Verwijder mijn gegevens": this conversation and this sender's earlier ones, with
+            # their messages and handoffs (cascade).
+            for earlier in session.scalars(select(Conversation).where(
+                    Conversation.channel == conversation.channel,
+                    Conversation.pseudonym == conversation.pseudonym,
+                    Conversation.id != conversation.id)):
+                session.delete(earlier)
+            session.delete(conversation)
         return len(decision.replies)
 
     def _next_slot(self, session: Session, conversation_id: str, now: datetime) -> datetime:

@@ -1,6 +1,6 @@
-"""Handoff: the volunteer and professional queues and the warm handover.
+"""Handoff: the volunteer and professional queues, claiming, and the warm handover.
 
-Only the interfaces exist yet (handoff.interfaces); the queues, claiming and the dashboard come
-with the handoff issue. SQL is the durable truth of every conversation's status; Redis is the
-fast index.
+`desk` is the service (SQL is the durable truth of every conversation's status and every handoff
+event), `index` the Redis index that orders the queues and makes a claim atomic, `events` the live
+updates for the dashboard, `estimate` the honest expected wait, `referral` the outward handover.
 """

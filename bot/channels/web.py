@@ -5,6 +5,7 @@ GET /chat/api/messages for new ones, so replies appear without reloading.
 """
 
 
+import hashlib
 import re
 import secrets
 from typing import Annotated, Any
@@ -17,7 +18,20 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from bot.channels.base import MAX_STORED_CHARS, InboundMessage
-from bot.storage.models import Channel, Conversation, ConversationStatus, Message, utcnow
+from datetime import timedelta
+
+from bot.storage.models import (
+    Author,
+    Channel,
+    Conversation,
+    ConversationStatus,
+    Message,
+    User,
+    aware,
+    utcnow,
+)
+
+CLOSED_VISIBLE = timedelta(hours=1)
 
 COOKIE = "ot_chat"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
@@ -79,22 +93,33 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
 
 
 def _messages(factory: Any, pseudonym: str, after: int) -> dict[str, Any]:
+    """The parent's current conversation; one that a person closed stays readable for an hour, so
+    the parent sees the last words (a new message starts a new conversation)."""
     with factory() as session:
         conversation = session.scalar(
             select(Conversation)
-            .where(Conversation.channel == Channel.web, Conversation.pseudonym == pseudonym,
-                   Conversation.status != ConversationStatus.closed)
+            .where(Conversation.channel == Channel.web, Conversation.pseudonym == pseudonym)
             .order_by(Conversation.created_at.desc())
             .limit(1)
         )
+        closed = conversation is not None and conversation.status is ConversationStatus.closed
+        if closed and utcnow() - (aware(conversation.closed_at) or utcnow()) > CLOSED_VISIBLE:  # type: ignore[union-attr]
+            conversation = None
         if conversation is None:
-            return {"messages": [], "next": 0}
+            return {"messages": [], "next": 0, "closed": False}
         rows = session.scalars(
             select(Message).where(Message.conversation_id == conversation.id)
             .order_by(Message.created_at, Message.direction)
         ).all()
-    items = [
-        {"n": i + 1, "from": m.author.value, "text": m.text or "", "at": m.created_at.isoformat()}
-        for i, m in enumerate(rows)
-    ]
-    return {"messages": items[after:], "next": len(items)}
+        names = dict(session.execute(
+            select(User.id, User.display_name).where(User.id.in_({m.user_id for m in rows if m.user_id}))
+        ).all())
+    items = []
+    for i, m in enumerate(rows):
+        item = {"n": i + 1, "from": m.author.value, "text": m.text or "", "at": m.created_at.isoformat()}
+        if m.author is Author.person and m.user_id in names:
+            item["name"] = names[m.user_id]  # the name the person chose for the dashboard
+        items.append(item)
+    # "c" tells the page that this is another conversation than the one it shows (opaque).
+    marker = hashlib.sha256(conversation.id.encode()).hexdigest()[:12]
+    return {"messages": items[after:], "next": len(items), "closed": closed, "c": marker}

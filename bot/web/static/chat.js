@@ -33,6 +33,7 @@
 
   var next = 0;           // messages 1..next are on screen
   var queue = [];         // own messages the server has not shown yet: {text, client_id, el, accepted, gen}
+  var closedShown = false, convo = null;
   var polling = false, pollAgain = false, pollTimer = null, pollGen = 0, pollFailures = 0;
   var sending = false, sendTimer = null, sendFailures = 0, lastAcceptedAt = 0;
   var stopped = false;    // the session is gone: no more requests until a reload
@@ -82,10 +83,10 @@
     parent.appendChild(document.createTextNode(value.slice(last)));
   }
 
-  function bubble(from, value) {
+  function bubble(from, value, name) {
     var div = el("div", "msg " + (NAMES[from] ? from : "bot"));
     var who = el("p", "who");
-    who.textContent = NAMES[from] || NAMES.bot;
+    who.textContent = (from === "person" && name) ? name : (NAMES[from] || NAMES.bot);
     var body = el("p", "text");
     if (from === "parent") { body.textContent = value; } else { linkify(body, value); }
     div.appendChild(who);
@@ -182,20 +183,29 @@
   }
 
   function apply(data, gen) {
-    if (data.next < next) {
-      // The conversation is gone: deleted ("verwijder mijn gegevens") or closed.
+    var switched = convo !== null && (data.c || null) !== convo;
+    if (switched || data.next < next) {
+      // The conversation is gone (deleted: "verwijder mijn gegevens"), or closed and replaced by
+      // a new one.
       // Gone within seconds of the parent's own message: they asked for it to be deleted.
-      var deleted = Date.now() - lastAcceptedAt < 10000;
+      var deleted = Date.now() - lastAcceptedAt < 10000 && !data.c;
       Array.prototype.slice.call(log.querySelectorAll(".msg:not(.pending)")).forEach(function (m) {
         m.parentNode.removeChild(m);
       });
       dropAccepted(Infinity);
       next = 0;
-      showNotice(deleted ? TEXT.deleted : TEXT.closed);
+      if (closedShown && data.c) {
+        notice.hidden = true;   // the closed one was seen; this is a new conversation
+      } else {
+        showNotice(deleted ? TEXT.deleted : TEXT.closed);
+      }
+      closedShown = false;
+      convo = data.c || null;
       clearStatus("sent");
       if (data.next > 0) { pollAgain = true; }   // a new conversation already started
       return;
     }
+    convo = data.c || null;
     var initial = !log.hasAttribute("data-loaded");
     var follow = initial || nearBottom() || queue.length > 0;
     dropAccepted(gen);
@@ -203,7 +213,7 @@
     var first = null, lastOwn = null, last = null;
     var before = firstPending();
     fresh.forEach(function (m) {
-      var node = bubble(m.from, m.text);
+      var node = bubble(m.from, m.text, m.name);
       node.setAttribute("data-n", String(m.n));
       log.insertBefore(node, before);
       next = Math.max(next, m.n);
@@ -212,6 +222,8 @@
       last = node;
     });
     next = Math.max(next, data.next);
+    if (data.closed && !closedShown) { closedShown = true; showNotice(TEXT.closed); }
+    if (!data.closed) { closedShown = false; }
     log.setAttribute("data-loaded", "");
     // Back on the page (a reload): start at the parent's last message and what came after it.
     if (initial && last) { reveal(lastOwn || last); } else if (first && follow) { reveal(first); }
