@@ -8,6 +8,8 @@ Subcommands (their names and output are contracts):
   worker [--once]                       deliver replies, purge old transcripts
   catalogue check
   telegram set-webhook | telegram poll
+  users add --role ROLE --username U [--display-name D] [--languages nl,en] [--password-stdin]
+  users deactivate U | users activate U | users list
 """
 
 from __future__ import annotations
@@ -17,11 +19,12 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.config import NLUBackendName, Settings, load_settings
+from bot.config import Environment, NLUBackendName, Settings, load_settings
 from bot.errors import OudertelefoonError
 
 logger = logging.getLogger("bot.cli")
@@ -129,6 +132,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.web.app import create_app
 
     app = create_app(settings, run_worker=not args.no_worker)
+    _print_demo_logins(settings)
     channels = ["web chat (/chat)"]
     channels.append("Telegram (/webhooks/telegram)" if settings.telegram_enabled
                     else "Telegram off (set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET)")
@@ -173,6 +177,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         worker = services.worker()
         if args.once:
             services.pipeline.recover()
+            services.desk.tick()
             sent = 0
             while batch := await worker.run_once():
                 sent += batch
@@ -188,6 +193,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                   f"{settings.retention_days} days every {args.interval:.0f} s")
             await worker.run_forever(stop, recover=services.pipeline.recover,
                                      housekeeping=lambda: purge_now(services),
+                                     handoff=services.desk.tick,
                                      housekeeping_seconds=args.interval)
         await services.close()
 
@@ -236,6 +242,158 @@ def cmd_telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
 
     handled = asyncio.run(run())
     print(f"telegram poll: stopped after {handled} update(s)")
+    return 0
+
+
+def _print_demo_logins(settings: Settings) -> None:
+    """Where demo users are on (development): make sure they exist and print their logins."""
+    if not settings.demo_users_enabled:
+        return
+    from bot.storage import db
+    from bot.users import ROLE_NAMES, ensure_demo_users
+
+    # Production upgrades as a deploy step (and has no demo users).
+    db.upgrade(settings.effective_database_url)
+    engine = db.make_engine(settings.effective_database_url)
+    try:
+        logins = ensure_demo_users(settings, db.session_factory(engine))
+    finally:
+        engine.dispose()
+    if not logins:
+        return
+    print("Demo-logins (alleen voor uitproberen):", file=sys.stderr)
+    for username, password, role in logins:
+        print(f"  {username} / {password}  ({ROLE_NAMES[role]})", file=sys.stderr)
+    print(f"  dashboard: {settings.public_base_url}/dashboard", file=sys.stderr)
+
+
+@contextmanager
+def _user_factory(settings: Settings) -> Iterator[Any]:
+    from bot.config import Environment
+    from bot.storage import db
+
+    url = settings.effective_database_url
+    if settings.env is not Environment.production:
+        db.upgrade(url)  # as `serve` does; production runs `oudertelefoon db upgrade` on deploy
+    engine = db.make_engine(url)
+    try:
+        yield db.session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.storage import db
+    from bot.storage.models import Role
+    from bot.users import ROLE_NAMES, add_user, audit, generate_password, parse_languages
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+        generated = False
+    else:
+        password = generate_password()
+        generated = True
+    role = Role(args.role)
+    with _user_factory(settings) as factory, db.transaction(factory) as session:
+        user = add_user(session, username=args.username,
+                        display_name=args.display_name or args.username, role=role,
+                        password=password, languages=parse_languages(args.languages))
+        audit(session, "user_added", None, user=user.id, role=role.value, by="cli")
+        username, display_name = user.username, user.display_name
+    print(f"added {username} ({display_name}), {ROLE_NAMES[role]}")
+    if generated:
+        print(f"password (shown once): {password}")
+    return 0
+
+
+def _stop_shift(settings: Settings, factory: Any, user_id: str) -> int:
+    """The desk ends a deactivated person's shift; their claimed conversations go back."""
+    from bot.intents.catalogue import load_catalogue
+    from bot.intents.messages import Texts
+    from bot.storage.redis import connect as connect_redis
+    from handoff.desk import Desk
+
+    client = connect_redis(settings)
+    try:
+        desk = Desk(settings, factory, client, Texts.load(settings.messages_dir),
+                    load_catalogue(settings.aanbod_dir), prefix=settings.redis_prefix)
+        return desk.stop_shift(user_id)
+    finally:
+        client.close()
+
+
+def cmd_handoff_rebuild(args: argparse.Namespace, settings: Settings) -> int:
+    """The queues' Redis index from SQL (after Redis lost its data; the service also does this at
+    start and whenever it finds the index gone)."""
+    import time
+
+    from bot.intents.catalogue import load_catalogue
+    from bot.intents.messages import Texts
+    from bot.storage import db
+    from bot.storage.redis import connect as connect_redis
+    from handoff.desk import Desk
+
+    url = settings.effective_database_url
+    if settings.env is not Environment.production:
+        db.upgrade(url)
+    engine = db.make_engine(url)
+    client = connect_redis(settings)
+    try:
+        desk = Desk(settings, db.session_factory(engine), client, Texts.load(settings.messages_dir),
+                    load_catalogue(settings.aanbod_dir), prefix=settings.redis_prefix)
+        start = time.perf_counter()
+        count = desk.rebuild()
+        print(f"handoff: queue index rebuilt from SQL: {count} waiting conversation(s) "
+              f"in {time.perf_counter() - start:.2f} s")
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _cmd_users_set_active(args: argparse.Namespace, settings: Settings, active: bool) -> int:
+    from bot.storage import db
+    from bot.users import audit, find_user, set_active
+
+    with _user_factory(settings) as factory:
+        with db.transaction(factory) as session:
+            user = find_user(session, args.username)
+            set_active(session, user.id, active)  # deactivating ends their sessions
+            audit(session, "user_activated" if active else "user_deactivated", None,
+                  user=user.id, by="cli")
+            username, user_id = user.username, user.id
+        if active:
+            print(f"activated {username}")
+            return 0
+        returned = _stop_shift(settings, factory, user_id)
+    print(f"deactivated {username}: sessions ended, shift ended, {returned} claimed "
+          "conversation(s) back in the queue")
+    return 0
+
+
+def cmd_users_deactivate(args: argparse.Namespace, settings: Settings) -> int:
+    return _cmd_users_set_active(args, settings, False)
+
+
+def cmd_users_activate(args: argparse.Namespace, settings: Settings) -> int:
+    return _cmd_users_set_active(args, settings, True)
+
+
+def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
+    from sqlalchemy import select
+
+    from bot.storage.models import User
+    from bot.users import ROLE_NAMES
+
+    with _user_factory(settings) as factory, factory() as session:
+        users = list(session.scalars(select(User).order_by(User.username)))
+    rows = [("username", "name", "role", "languages", "active", "last login")]
+    for user in users:
+        last = user.last_login_at.strftime("%Y-%m-%d %H:%M") if user.last_login_at else "-"
+        rows.append((user.username, user.display_name, ROLE_NAMES[user.role],
+                     ",".join(user.languages or ["nl"]), "yes" if user.active else "no", last))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
     return 0
 
 
@@ -290,6 +448,34 @@ def build_parser() -> argparse.ArgumentParser:
     tg_poll = telegram.add_parser("poll", help="local use without a public URL: long-poll and reply")
     tg_poll.add_argument("--timeout", type=int, default=30, help="seconds per long poll")
     tg_poll.set_defaults(func=cmd_telegram_poll)
+
+    handoff = sub.add_parser("handoff", help="the volunteer and professional queues").add_subparsers(
+        dest="handoff", required=True
+    )
+    rebuild = handoff.add_parser("rebuild", help="rebuild the queues' Redis index from SQL")
+    rebuild.set_defaults(func=cmd_handoff_rebuild)
+
+    users = sub.add_parser("users", help="dashboard users").add_subparsers(
+        dest="users", required=True
+    )
+    users_add = users.add_parser("add", help="add a user (a generated password is printed once)")
+    users_add.add_argument("--role", required=True,
+                           choices=["volunteer", "professional", "coordinator"])
+    users_add.add_argument("--username", required=True)
+    users_add.add_argument("--display-name", help="the name parents see (default: the username)")
+    users_add.add_argument("--languages", default="nl", help="language codes, e.g. nl,en")
+    users_add.add_argument("--password-stdin", action="store_true",
+                           help="read the password from the first line of stdin")
+    users_add.set_defaults(func=cmd_users_add)
+    users_deactivate = users.add_parser("deactivate",
+                                        help="stop a user from logging in; ends their sessions")
+    users_deactivate.add_argument("username")
+    users_deactivate.set_defaults(func=cmd_users_deactivate)
+    users_activate = users.add_parser("activate", help="let a deactivated user log in again")
+    users_activate.add_argument("username")
+    users_activate.set_defaults(func=cmd_users_activate)
+    users_list = users.add_parser("list", help="all users, their role and last login")
+    users_list.set_defaults(func=cmd_users_list)
     return parser
 
 

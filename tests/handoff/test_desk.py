@@ -323,3 +323,20 @@ def test_fifty_people_claim_one_conversation_at_once(services: Services) -> None
     assert status(services, conversation_id).claimed_by == won[0]
     handovers = [t for a, t in parent.replies() if a is Author.person]
     assert len(handovers) == 1  # the parent is greeted once, by the one who has it
+
+
+def test_handoff_rebuild_command_restores_the_queue(settings: Settings, services: Services,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.cli import main
+
+    ids = [Parent(services).wants_volunteer() for _ in range(3)]
+    keys = list(services.redis.scan_iter(match=f"{services.desk.prefix}:*"))
+    services.redis.delete(*keys)
+    for name, value in {"OUDERTELEFOON_ENV": "test", "OUDERTELEFOON_VAR_DIR": str(settings.var_dir),
+                        "DATABASE_URL": settings.effective_database_url,
+                        "REDIS_URL": settings.redis_url or "",
+                        "REDIS_KEY_PREFIX": settings.redis_prefix}.items():
+        monkeypatch.setenv(name, value)
+    assert main(["handoff", "rebuild"]) == 0
+    assert services.desk.index.is_built()
+    assert services.desk.index.waiting(QueueName.volunteer) == ids

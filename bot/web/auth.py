@@ -1,0 +1,691 @@
+"""Dashboard login, sessions, roles and CSRF.
+
+- Passwords: argon2id (argon2-cffi's PasswordHasher); a hash made with older parameters is
+  replaced at the next successful login.
+- Sessions: the cookie holds a random token; the database keeps only its SHA-256, so a dump of
+  `user_sessions` gives no usable session. A session expires `session_hours` after it was last
+  used (the expiry slides, and so does the cookie's max-age). Deactivating a user ends them.
+- CSRF: every POST of a logged-in person carries the session's own token (form field
+  `csrf_token` or header `X-CSRF-Token`). The login form, before there is a session, uses a
+  signed double-submit cookie.
+- Login attempts are limited in Redis (5 failures per username and address, 30 per address, per
+  15 minutes); keys are keyed hashes, never a plain username or address.
+- Nothing here logs a password, a token, a username that failed, or an address.
+"""
+
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo
+
+import redis
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from fastapi import APIRouter, Depends, FastAPI, Form, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.config import Settings
+from bot.errors import OudertelefoonError
+from bot.storage import db
+from bot.storage.models import QueueName, Role, User, UserSession, aware, utcnow
+
+logger = logging.getLogger(__name__)
+
+COOKIE = "ot_session"
+LOGIN_CSRF_COOKIE = "ot_login_csrf"
+LOGIN_WINDOW_SECONDS = 15 * 60
+MAX_FAILURES_PER_USER_IP = 5
+MAX_FAILURES_PER_IP = 30
+# A session's last use is written at most this often (SSE and polling would write constantly).
+SLIDE_EVERY = timedelta(seconds=60)
+_TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
+_MAX_USERNAME = 64
+_MAX_PASSWORD = 1024
+
+MSG_FAILED = "Gebruikersnaam of wachtwoord klopt niet."
+MSG_LIMITED = ("Te veel mislukte pogingen. Wacht een kwartier en probeer het dan opnieuw, "
+               "of vraag een coördinator om hulp.")
+MSG_FORM_EXPIRED = "Het formulier was verlopen. Probeer het nog een keer."
+MSG_FORBIDDEN = "Deze pagina is er niet voor jouw rol."
+MSG_CSRF = ("Dit formulier is verlopen of niet vanaf het dashboard verstuurd. "
+            "Laad de pagina opnieuw en probeer het nog een keer.")
+MSG_LOGGED_OUT = "Je bent niet (meer) ingelogd."
+
+_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
+
+
+def hash_password(password: str) -> str:
+    """An argon2id hash (with its own salt and parameters) of `password`."""
+    return _hasher.hash(password)
+
+
+def verify_password(hashed: str, password: str) -> bool:
+    """True when `password` matches `hashed`; False for a mismatch or a malformed hash."""
+    try:
+        return _hasher.verify(hashed, password)
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def needs_rehash(hashed: str) -> bool:
+    try:
+        return _hasher.check_needs_rehash(hashed)
+    except InvalidHashError:
+        return True
+
+
+@lru_cache(maxsize=1)
+def _dummy_hash() -> str:
+    # An unknown username costs the same argon2 work as a wrong password: no timing tell.
+    return hash_password(secrets.token_urlsafe(16))
+
+
+def token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Person:
+    """The logged-in dashboard user, as routes and templates see it."""
+
+    user_id: str
+    username: str
+    display_name: str
+    role: Role
+    languages: tuple[str, ...]
+    csrf_token: str
+
+    def may_take(self, queue: QueueName) -> bool:
+        """Volunteers take the volunteer queue; professionals and coordinators take both."""
+        return queue is QueueName.volunteer or self.role in (Role.professional, Role.coordinator)
+
+    @property
+    def queues(self) -> tuple[QueueName, ...]:
+        """The queues this person sees, most urgent kind first (as User.queues)."""
+        if self.role is Role.volunteer:
+            return (QueueName.volunteer,)
+        return (QueueName.professional, QueueName.volunteer)
+
+    @property
+    def is_coordinator(self) -> bool:
+        return self.role is Role.coordinator
+
+
+def _person(user: User, csrf_token: str) -> Person:
+    return Person(user_id=user.id, username=user.username, display_name=user.display_name,
+                  role=user.role, languages=tuple(user.languages or ("nl",)), csrf_token=csrf_token)
+
+
+class LoginFailed(OudertelefoonError):
+    """Unknown user, wrong password or inactive user: one message for all three."""
+
+    def __init__(self) -> None:
+        super().__init__(MSG_FAILED)
+
+
+class LoginRateLimited(OudertelefoonError):
+    """Too many failed logins from this address (for this username)."""
+
+    def __init__(self) -> None:
+        super().__init__(MSG_LIMITED)
+
+
+class Auth:
+    """Logins and sessions on the SQL database, the login limiter on Redis."""
+
+    def __init__(self, settings: Settings, factory: sessionmaker[Session], redis: redis.Redis,
+                 *, clock: Callable[[], datetime] = utcnow, prefix: str | None = None) -> None:
+        self.settings = settings
+        self.factory = factory
+        self.redis = redis
+        self.clock = clock
+        self.prefix = prefix if prefix is not None else settings.redis_prefix
+
+    # hashing of identifiers -------------------------------------------------------------------
+
+    def _keyed(self, purpose: str, value: str) -> str:
+        return hmac.new(self.settings.secret, f"{purpose}:{value}".encode(),
+                        hashlib.sha256).hexdigest()[:32]
+
+    def ip_hash(self, client_ip: str) -> str:
+        """What the audit log keeps of an address: a keyed hash, enough to see a pattern."""
+        return self._keyed("ip", client_ip)[:16]
+
+    def _limit_keys(self, username: str, client_ip: str) -> tuple[str, str]:
+        return (f"{self.prefix}:login:u:{self._keyed('login-user-ip', username + '|' + client_ip)}",
+                f"{self.prefix}:login:ip:{self._keyed('login-ip', client_ip)}")
+
+    # the login limiter ------------------------------------------------------------------------
+
+    def _limited(self, keys: tuple[str, str]) -> bool:
+        try:
+            per_user, per_ip = self.redis.mget(list(keys))
+        except redis.RedisError as error:
+            # Redis down: no limiter. argon2 (tens of milliseconds per attempt) is then the only
+            # brake on guessing, which is acceptable for the minutes of a Redis restart; a login
+            # must keep working for the people on shift.
+            logger.warning("login limiter unavailable (%s): letting argon2 be the brake",
+                           type(error).__name__)
+            return False
+        return (int(per_user or 0) >= MAX_FAILURES_PER_USER_IP
+                or int(per_ip or 0) >= MAX_FAILURES_PER_IP)
+
+    def _count_failure(self, keys: tuple[str, str]) -> None:
+        try:
+            pipe = self.redis.pipeline(transaction=True)
+            for key in keys:
+                # The window starts at the first failure: create with its expiry, then count.
+                pipe.set(key, 0, ex=LOGIN_WINDOW_SECONDS, nx=True)
+                pipe.incr(key)
+            pipe.execute()
+        except redis.RedisError as error:
+            logger.warning("login limiter unavailable (%s): failure not counted",
+                           type(error).__name__)
+
+    def _clear_user_failures(self, keys: tuple[str, str]) -> None:
+        try:
+            self.redis.delete(keys[0])
+        except redis.RedisError as error:
+            logger.warning("login limiter unavailable (%s)", type(error).__name__)
+
+    # login and sessions -----------------------------------------------------------------------
+
+    def login(self, username: str, password: str, client_ip: str) -> tuple[Person, str]:
+        """Check the password and open a session; returns the person and the cookie token.
+
+        Raises LoginRateLimited while this address (and username) has too many recent failures,
+        even for the right password; LoginFailed for an unknown user, a wrong password or an
+        inactive user, alike.
+        """
+        from bot.users import audit, normalize_username
+
+        username = normalize_username(username)[:_MAX_USERNAME + 1]
+        keys = self._limit_keys(username, client_ip)
+        if self._limited(keys):
+            logger.warning("login refused: too many failures from one address")
+            raise LoginRateLimited()
+        now = self.clock()
+        with db.transaction(self.factory) as session:
+            user = session.scalar(select(User).where(User.username == username))
+            ok = len(password) <= _MAX_PASSWORD and verify_password(
+                user.password_hash if user is not None else _dummy_hash(), password)
+            if user is None or not ok or not user.active:
+                audit(session, "login_failed", None, ip=self.ip_hash(client_ip))
+                failed = True
+            else:
+                failed = False
+                if needs_rehash(user.password_hash):
+                    user.password_hash = hash_password(password)
+                    logger.info("password hash of user %s upgraded", user.id)
+                token = secrets.token_urlsafe(32)
+                csrf = secrets.token_urlsafe(32)
+                # Housekeeping: this user's sessions that ran out.
+                session.execute(delete(UserSession).where(
+                    UserSession.user_id == user.id, UserSession.expires_at <= now))
+                session.add(UserSession(id=token_hash(token), user_id=user.id, csrf_token=csrf,
+                                        created_at=now, last_seen_at=now,
+                                        expires_at=now + self._lifetime))
+                user.last_login_at = now
+                audit(session, "login", user.id, ip=self.ip_hash(client_ip))
+                person = _person(user, csrf)
+        if failed:
+            self._count_failure(keys)
+            logger.info("login failed")
+            raise LoginFailed()
+        self._clear_user_failures(keys)
+        logger.info("login of user %s", person.user_id)
+        return person, token
+
+    @property
+    def _lifetime(self) -> timedelta:
+        return timedelta(hours=self.settings.session_hours)
+
+    def logout(self, token: str) -> None:
+        """End the session of this cookie token (nothing happens for an unknown one)."""
+        from bot.users import audit
+
+        if not token or not _TOKEN.match(token):
+            return
+        with db.transaction(self.factory) as session:
+            row = session.get(UserSession, token_hash(token))
+            if row is not None:
+                session.delete(row)
+                audit(session, "logout", row.user_id)
+                logger.info("logout of user %s", row.user_id)
+
+    def resolve(self, token: str | None) -> tuple[Person, bool] | None:
+        """The person of a cookie token and whether its expiry just slid; None when the token is
+        unknown, the session expired, or the user is no longer active (the session then ends)."""
+        if not token or not _TOKEN.match(token):
+            return None
+        now = self.clock()
+        with db.transaction(self.factory) as session:
+            row = session.get(UserSession, token_hash(token))
+            if row is None:
+                return None
+            user = session.get(User, row.user_id)
+            expires_at = aware(row.expires_at)
+            if user is None or not user.active or expires_at is None or expires_at <= now:
+                session.delete(row)
+                return None
+            slid = False
+            last_seen = aware(row.last_seen_at)
+            if last_seen is None or now - last_seen >= SLIDE_EVERY:
+                row.last_seen_at = now
+                row.expires_at = now + self._lifetime
+                slid = True
+            return _person(user, row.csrf_token), slid
+
+    def person(self, token: str | None) -> Person | None:
+        """The person of a cookie token; None: unknown, expired, or user inactive."""
+        found = self.resolve(token)
+        return found[0] if found else None
+
+    def end_sessions(self, user_id: str) -> None:
+        """End every session of a user (on deactivation)."""
+        with db.transaction(self.factory) as session:
+            session.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+    # the login form's CSRF (before there is a session) ---------------------------------------
+
+    def login_form_token(self, nonce: str) -> str:
+        """The form's half of the signed double-submit: a keyed hash of the cookie's nonce, so a
+        cookie planted by a neighbouring site cannot be paired with a form it made up."""
+        return self._keyed("login-csrf", nonce)
+
+    def login_form_ok(self, nonce: str | None, form_token: str | None) -> bool:
+        if not nonce or not form_token or not _TOKEN.match(nonce):
+            return False
+        return hmac.compare_digest(self.login_form_token(nonce).encode(), form_token.encode())
+
+
+# FastAPI plumbing -----------------------------------------------------------------------------
+
+
+class NotLoggedIn(Exception):
+    """No valid session: answered with a redirect to /login (pages) or 401 (everything else)."""
+
+
+class Forbidden(Exception):
+    """403 with a Dutch page (or JSON for scripts)."""
+
+    def __init__(self, person: Person | None, message: str) -> None:
+        super().__init__(message)
+        self.person = person
+        self.message = message
+
+
+def get_auth(request: Request) -> Auth:
+    auth: Auth = request.app.state.services.auth
+    return auth
+
+
+def _client_ip(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def _wants_page(request: Request) -> bool:
+    """An ordinary browser navigation (not a script's fetch, not an event stream)."""
+    if request.headers.get("x-requested-with", "").lower() == "fetch":
+        return False
+    accept = request.headers.get("accept", "")
+    return "text/event-stream" not in accept and "application/json" not in accept
+
+
+def current_person(request: Request) -> Person:
+    """The logged-in person, or NotLoggedIn (see `install`)."""
+    found = get_auth(request).resolve(request.cookies.get(COOKIE))
+    if found is None:
+        raise NotLoggedIn()
+    person, slid = found
+    if slid:  # the session's expiry moved on: move the cookie's with it (see _SlidingCookie)
+        request.state.ot_session_refresh = request.cookies.get(COOKIE)
+    return person
+
+
+CurrentPerson = Annotated[Person, Depends(current_person)]
+
+
+async def csrf_protect(request: Request, person: CurrentPerson) -> Person:
+    """For a POST (any unsafe method): the form field `csrf_token` or the header `X-CSRF-Token`
+    must be this session's token; else 403."""
+    if request.method in ("GET", "HEAD", "OPTIONS"):
+        return person
+    sent: Any = request.headers.get("x-csrf-token")
+    if not sent:
+        content_type = request.headers.get("content-type", "")
+        if content_type.startswith(("application/x-www-form-urlencoded", "multipart/form-data")):
+            sent = (await request.form()).get("csrf_token")
+    if not isinstance(sent, str) or not hmac.compare_digest(
+            sent.encode("utf-8"), person.csrf_token.encode("utf-8")):
+        logger.warning("csrf check failed for user %s on %s", person.user_id, request.url.path)
+        raise Forbidden(person, MSG_CSRF)
+    return person
+
+
+CsrfPerson = Annotated[Person, Depends(csrf_protect)]
+
+
+def require_role(*roles: Role, csrf: bool = False) -> Callable[..., Person]:
+    """A dependency: the logged-in person when their role is one of `roles`, else 403.
+    With csrf=True the CSRF token is checked too (for POST routes)."""
+    allowed = frozenset(roles)
+
+    if csrf:
+        def checked_csrf(person: CsrfPerson) -> Person:
+            if person.role not in allowed:
+                raise Forbidden(person, MSG_FORBIDDEN)
+            return person
+        return checked_csrf
+
+    def checked(person: CurrentPerson) -> Person:
+        if person.role not in allowed:
+            raise Forbidden(person, MSG_FORBIDDEN)
+        return person
+    return checked
+
+
+Coordinator = Annotated[Person, Depends(require_role(Role.coordinator))]
+CoordinatorCsrf = Annotated[Person, Depends(require_role(Role.coordinator, csrf=True))]
+
+
+def safe_next(target: str | None) -> str:
+    """Where to go after logging in: `target` only when it is a local dashboard path."""
+    default = "/dashboard"
+    if not target or len(target) > 2000 or "\\" in target:
+        return default
+    if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in target):
+        return default
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc or target.startswith("//"):
+        return default
+    if not (parts.path == "/dashboard" or parts.path.startswith("/dashboard/")):
+        return default
+    if "/../" in parts.path + "/" or "/./" in parts.path + "/":
+        return default
+    return parts.path + (f"?{parts.query}" if parts.query else "")
+
+
+# Templates for the error pages: the app's own, once build_router has seen it.
+_templates: dict[str, Jinja2Templates] = {}
+_ERROR_PAGE = """{% extends "dashboard/base.html" %}
+{% block title %}{{ heading }}{% endblock %}
+{% block main %}
+<section class="notice-page" aria-labelledby="error-heading">
+  <h1 id="error-heading">{{ heading }}</h1>
+  <p role="alert">{{ message }}</p>
+  <p><a href="{{ link }}">{{ link_text }}</a></p>
+</section>
+{% endblock %}"""
+
+
+def _templates_of() -> Jinja2Templates:
+    if "app" not in _templates:
+        _templates["app"] = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
+    return _templates["app"]
+
+
+def _error_page(request: Request, person: Person | None, status: int, heading: str, message: str,
+                link: str, link_text: str) -> Response:
+    templates = _templates_of()
+    try:
+        html = templates.env.from_string(_ERROR_PAGE).render(
+            request=request, person=person, csrf_token=person.csrf_token if person else "",
+            heading=heading, message=message, link=link, link_text=link_text)
+    except Exception as error:  # noqa: BLE001 - an error page must not fail: plain text then
+        logger.warning("error page template failed: %s", type(error).__name__)
+        return Response(message, status_code=status, media_type="text/plain; charset=utf-8")
+    return HTMLResponse(html, status_code=status)
+
+
+def _not_logged_in(request: Request, exc: Exception) -> Response:
+    if request.method in ("GET", "HEAD") and _wants_page(request):
+        path = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(path, safe='')}", status_code=303)
+    if "text/html" in request.headers.get("accept", "") and _wants_page(request):
+        return _error_page(request, None, 401, "Niet ingelogd", MSG_LOGGED_OUT, "/login",
+                           "Naar de inlogpagina")
+    return JSONResponse({"detail": MSG_LOGGED_OUT}, status_code=401)
+
+
+def _forbidden(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Forbidden)
+    if _wants_page(request):
+        return _error_page(request, exc.person, 403, "Geen toegang", exc.message, "/dashboard",
+                           "Terug naar de wachtrij")
+    return JSONResponse({"detail": exc.message}, status_code=403)
+
+
+class _SlidingCookie:
+    """Re-sends the session cookie with a fresh max-age when the session's expiry slid, so the
+    browser keeps it as long as the server does. Plain ASGI: works for streamed responses too."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        state = scope.setdefault("state", {})
+
+        async def sending(message: Message) -> None:
+            token = state.get("ot_session_refresh")
+            if message["type"] == "http.response.start" and token:
+                headers = list(message.get("headers", []))
+                if not any(k.lower() == b"set-cookie" and v.startswith(COOKIE.encode() + b"=")
+                           for k, v in headers):
+                    services = scope["app"].state.services
+                    cookie = _cookie_header(services.settings, token)
+                    headers.append((b"set-cookie", cookie.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, sending)
+
+
+def _cookie_header(settings: Settings, token: str) -> str:
+    response = Response()
+    _set_session_cookie(response, settings, token)
+    return response.headers["set-cookie"]
+
+
+def _set_session_cookie(response: Response, settings: Settings, token: str) -> None:
+    response.set_cookie(COOKIE, token, max_age=settings.session_hours * 3600, path="/",
+                        httponly=True, samesite="strict", secure=settings.secure_cookies)
+
+
+def install(app: FastAPI) -> None:
+    """Register the answers to NotLoggedIn (redirect or 401) and Forbidden (403), and the
+    middleware that keeps the session cookie's max-age sliding."""
+    app.add_exception_handler(NotLoggedIn, _not_logged_in)
+    app.add_exception_handler(Forbidden, _forbidden)
+    app.add_middleware(_SlidingCookie)
+
+
+def build_router(templates: Jinja2Templates) -> APIRouter:
+    """/login, /logout and the coordinators' user admin under /dashboard/users."""
+    from bot.users import (
+        MIN_PASSWORD_CHARS,
+        ROLE_NAMES,
+        UserError,
+        add_user,
+        audit,
+        generate_password,
+        parse_languages,
+        set_active,
+    )
+
+    _templates["app"] = templates
+    router = APIRouter()
+
+    def login_page(request: Request, auth: Auth, *, status: int = 200, error: str | None = None,
+                   username: str = "", next_path: str = "") -> Response:
+        nonce = request.cookies.get(LOGIN_CSRF_COOKIE)
+        if not nonce or not _TOKEN.match(nonce):
+            nonce = secrets.token_urlsafe(32)
+        page = templates.TemplateResponse(request, "login.html", {
+            "person": None, "csrf_token": auth.login_form_token(nonce), "error": error,
+            "username": username, "next": next_path,
+        }, status_code=status, headers={"Cache-Control": "no-store"})
+        page.set_cookie(LOGIN_CSRF_COOKIE, nonce, max_age=3600, path="/login", httponly=True,
+                        samesite="strict", secure=auth.settings.secure_cookies)
+        return page
+
+    @router.get("/login", response_class=HTMLResponse)
+    def login_form(request: Request, next: str = "") -> Response:
+        """The login page."""
+        auth = get_auth(request)
+        if auth.person(request.cookies.get(COOKIE)) is not None:
+            return RedirectResponse(safe_next(next), status_code=303)
+        return login_page(request, auth, next_path=safe_next(next) if next else "")
+
+    @router.post("/login", response_class=HTMLResponse)
+    def login(request: Request, username: Annotated[str, Form()] = "",
+              password: Annotated[str, Form()] = "", csrf_token: Annotated[str, Form()] = "",
+              next: Annotated[str, Form()] = "") -> Response:
+        """Log in; on success a session cookie and a redirect to the dashboard."""
+        auth = get_auth(request)
+        shown_next = safe_next(next) if next else ""
+        if not auth.login_form_ok(request.cookies.get(LOGIN_CSRF_COOKIE), csrf_token):
+            return login_page(request, auth, status=403, error=MSG_FORM_EXPIRED,
+                              username=username[:_MAX_USERNAME], next_path=shown_next)
+        try:
+            person, token = auth.login(username, password, _client_ip(request))
+        except LoginRateLimited as error:
+            page = login_page(request, auth, status=429, error=str(error),
+                              username=username[:_MAX_USERNAME], next_path=shown_next)
+            page.headers["Retry-After"] = str(LOGIN_WINDOW_SECONDS)
+            return page
+        except LoginFailed as error:
+            return login_page(request, auth, status=401, error=str(error),
+                              username=username[:_MAX_USERNAME], next_path=shown_next)
+        old = request.cookies.get(COOKIE)
+        if old:
+            auth.logout(old)  # a new login never continues an old session
+        response = RedirectResponse(safe_next(next), status_code=303)
+        _set_session_cookie(response, auth.settings, token)
+        response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login", httponly=True, samesite="strict",
+                               secure=auth.settings.secure_cookies)
+        logger.debug("session opened for user %s", person.user_id)
+        return response
+
+    @router.post("/logout")
+    def logout(request: Request, person: CsrfPerson) -> Response:
+        """Log out: the session ends and the cookie goes."""
+        auth = get_auth(request)
+        auth.logout(request.cookies.get(COOKIE, ""))
+        request.state.ot_session_refresh = None
+        response = RedirectResponse("/login", status_code=303)
+        response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
+                               secure=auth.settings.secure_cookies)
+        return response
+
+    # user admin (coordinators) ----------------------------------------------------------------
+
+    def users_page(request: Request, person: Person, *, status: int = 200,
+                   error: str | None = None, notice: str | None = None,
+                   created: dict[str, str] | None = None,
+                   form: dict[str, str] | None = None) -> Response:
+        auth = get_auth(request)
+        with auth.factory() as session:
+            users = list(session.scalars(select(User).order_by(User.active.desc(), User.role,
+                                                               User.username)))
+        zone = ZoneInfo(auth.settings.timezone)
+        last_login = {user.id: moment.astimezone(zone) for user in users
+                      if (moment := aware(user.last_login_at)) is not None}
+        return templates.TemplateResponse(request, "dashboard/users.html", {
+            "person": person, "csrf_token": person.csrf_token, "users": users,
+            "last_login": last_login,
+            "roles": [(role.value, ROLE_NAMES[role]) for role in Role],
+            "role_names": {role.value: name for role, name in ROLE_NAMES.items()},
+            "error": error, "notice": notice, "created": created, "form": form or {},
+            "min_password": MIN_PASSWORD_CHARS,
+        }, status_code=status, headers={"Cache-Control": "no-store"})
+
+    @router.get("/dashboard/users", response_class=HTMLResponse)
+    def users(request: Request, person: Coordinator) -> Response:
+        """Coordinators: the list of users, and the form to add one."""
+        notice = None
+        done = request.query_params.get("gedaan")
+        if done == "gedeactiveerd":
+            notice = "De gebruiker is gedeactiveerd; hun sessies zijn beëindigd."
+        elif done == "geactiveerd":
+            notice = "De gebruiker kan weer inloggen."
+        return users_page(request, person, notice=notice)
+
+    @router.post("/dashboard/users", response_class=HTMLResponse)
+    def users_add(request: Request, person: CoordinatorCsrf,
+                  username: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
+                  role: Annotated[str, Form()] = "", languages: Annotated[str, Form()] = "nl",
+                  password: Annotated[str, Form()] = "") -> Response:
+        """Coordinators: add a user (an empty password: one is generated and shown once)."""
+        auth = get_auth(request)
+        form = {"username": username[:_MAX_USERNAME], "display_name": display_name[:64],
+                "role": role, "languages": languages[:100]}
+        generated = not password
+        secret = generate_password() if generated else password
+        try:
+            try:
+                chosen = Role(role)
+            except ValueError:
+                raise UserError("Kies een rol.") from None
+            with db.transaction(auth.factory) as session:
+                user = add_user(session, username=username, display_name=display_name,
+                                role=chosen, password=secret, languages=parse_languages(languages))
+                audit(session, "user_added", person.user_id, user=user.id, role=chosen.value)
+        except UserError as error:
+            return users_page(request, person, status=400, error=str(error), form=form)
+        created = {"username": user.username, "display_name": user.display_name,
+                   "role": ROLE_NAMES[user.role]}
+        if generated:
+            created["password"] = secret
+        return users_page(request, person, created=created)
+
+    @router.post("/dashboard/users/{user_id}/deactivate")
+    def users_deactivate(request: Request, user_id: str, person: CoordinatorCsrf) -> Response:
+        """Coordinators: deactivate a user; their sessions end, their shift and claims too."""
+        auth = get_auth(request)
+        if user_id == person.user_id:
+            return users_page(request, person, status=400,
+                              error="Je kunt jezelf niet deactiveren.")
+        try:
+            with db.transaction(auth.factory) as session:
+                set_active(session, user_id, False)
+                audit(session, "user_deactivated", person.user_id, user=user_id)
+        except UserError as error:
+            return users_page(request, person, status=404, error=str(error))
+        auth.end_sessions(user_id)
+        desk = getattr(request.app.state.services, "desk", None)
+        if desk is not None:
+            returned = desk.stop_shift(user_id)
+            logger.info("deactivated user %s: %s claimed conversation(s) back to the queue",
+                        user_id, returned)
+        return RedirectResponse("/dashboard/users?gedaan=gedeactiveerd", status_code=303)
+
+    @router.post("/dashboard/users/{user_id}/activate")
+    def users_activate(request: Request, user_id: str, person: CoordinatorCsrf) -> Response:
+        """Coordinators: let a deactivated user log in again."""
+        auth = get_auth(request)
+        try:
+            with db.transaction(auth.factory) as session:
+                set_active(session, user_id, True)
+                audit(session, "user_activated", person.user_id, user=user_id)
+        except UserError as error:
+            return users_page(request, person, status=404, error=str(error))
+        return RedirectResponse("/dashboard/users?gedaan=geactiveerd", status_code=303)
+
+    return router
