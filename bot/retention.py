@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.storage.models import Conversation
+from bot.storage.models import Block, Conversation, UserSession
 
 logger = logging.getLogger(__name__)
 
@@ -27,6 +27,10 @@ def purge(session: Session, now: datetime, retention_days: int) -> int:
         session.flush()
         # Whatever the ORM did not load is removed by the database's ON DELETE CASCADE.
         session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
+    # Expired dashboard sessions, and blocks that ended (a sender's pseudonym is kept no longer
+    # than the block needs it).
+    session.execute(delete(UserSession).where(UserSession.expires_at < now))
+    session.execute(delete(Block).where((Block.expires_at < now) | (Block.lifted_at.is_not(None))))
     logger.info("retention purge: %d conversation(s) older than %d days deleted", len(ids), retention_days)
     return len(ids)
 

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from bot.retention import purge
 from bot.storage import db
-from bot.storage.models import AuditLog, Author, Channel, Conversation, Direction, Message
+from bot.storage.models import AuditLog, Author, Block, Channel, Conversation, Direction, Message
 
 
 def test_purge_deletes_old_transcripts_and_addresses(any_database_url: str) -> None:
@@ -26,6 +26,10 @@ def test_purge_deletes_old_transcripts_and_addresses(any_database_url: str) -> N
                                                  author=Author.parent, text=f"bericht {name}"))
             session.add(conversation)
         session.add(AuditLog(action="open_transcript", conversation_id="old"))
+        session.add(Block(channel=Channel.web, pseudonym="ended", reason="r", expires_at=now - timedelta(days=1)))
+        session.add(Block(channel=Channel.web, pseudonym="lifted", reason="r", expires_at=now + timedelta(days=9),
+                          lifted_at=now - timedelta(hours=1)))
+        session.add(Block(channel=Channel.web, pseudonym="running", reason="r", expires_at=now + timedelta(days=9)))
 
     with db.transaction(factory) as session:
         assert purge(session, now, retention_days=30) == 1
@@ -33,6 +37,7 @@ def test_purge_deletes_old_transcripts_and_addresses(any_database_url: str) -> N
         assert session.scalars(select(Conversation.pseudonym)).all() == ["fresh"]
         assert session.scalars(select(Message.text)).all() == ["bericht fresh"]
         assert session.scalar(select(func.count()).select_from(AuditLog)) == 1
+        assert session.scalars(select(Block.pseudonym)).all() == ["running"]
 
     # A month later the other one goes too.
     with db.transaction(factory) as session:
