@@ -337,6 +337,7 @@ class Pipeline:
             queue=conversation.queue,
             priority=conversation.priority,
             waiting_notice_at=aware(conversation.waiting_notice_at),
+            highest_risk=conversation.highest_risk,
         )
 
     def _context(self, session: Session, now: datetime) -> DialogueContext:

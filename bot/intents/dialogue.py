@@ -51,6 +51,7 @@ class ConversationView:
     queue: QueueName | None
     priority: int | None
     waiting_notice_at: datetime | None
+    highest_risk: Risk = Risk.none  # the conversation's, which sets its place in the queue
 
 
 @dataclass(frozen=True)
@@ -255,8 +256,10 @@ _ANSWERED_WHILE_WAITING = {
 
 def _queue(decision: Decision, view: ConversationView, queue: QueueName, risk: Risk, reason: str,
            ctx: DialogueContext, lang: str, quiet: bool = False) -> Decision:
-    """Queue (or re-queue higher) and tell the parent honestly how long it will take."""
-    priority = PRIORITY[risk]
+    """Queue (or re-queue higher) and tell the parent honestly how long it will take. The place in
+    the queue follows the conversation's highest risk, not only this message's ("1" after
+    "ik voel me zo alleen" waits as a concern)."""
+    priority = min(PRIORITY[risk], PRIORITY[view.highest_risk])
     if view.priority is not None and view.status is ConversationStatus.queued:
         priority = min(priority, view.priority)
     decision.status = ConversationStatus.queued

@@ -340,3 +340,16 @@ def test_handoff_rebuild_command_restores_the_queue(settings: Settings, services
     assert main(["handoff", "rebuild"]) == 0
     assert services.desk.index.is_built()
     assert services.desk.index.waiting(QueueName.volunteer) == ids
+
+
+def test_place_in_queue_follows_the_conversations_highest_risk(services: Services) -> None:
+    from handoff.interfaces import PRIORITY
+
+    parent = Parent(services)
+    parent.says("ik kan het echt niet meer aan, ik huil de hele dag")
+    parent.says("mens")
+    conversation_id = parent.says("1")  # this message alone carries no risk
+    conversation = status(services, conversation_id)
+    assert conversation.status is ConversationStatus.queued
+    assert conversation.highest_risk is not Risk.none
+    assert conversation.priority == PRIORITY[conversation.highest_risk]
