@@ -143,7 +143,9 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  channel: {line}")
     print("  replies are delivered " + ("by a separate `oudertelefoon worker`" if args.no_worker
                                          else "by this process"))
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower())
+    # An open dashboard keeps an event stream; give streams a few seconds, then stop anyway.
+    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
+                timeout_graceful_shutdown=5)
     return 0
 
 

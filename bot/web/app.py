@@ -35,6 +35,7 @@ from bot.storage.models import Channel, utcnow
 from bot.storage.redis import connect as connect_redis
 from bot.triage.engine import Triage
 from bot.worker import WebSender, Worker
+from handoff.desk import Desk
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +59,8 @@ class Services:
     texts: Texts
     vault: AddressVault
     pipeline: Pipeline
+    desk: Desk
+    auth: Any  # bot.web.auth.Auth (imported lazily: it imports this module's dependencies)
     senders: dict[Channel, Sender] = field(default_factory=dict)
 
     def worker(self) -> Worker:
@@ -98,11 +101,16 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
     triage = triage or Triage.from_settings(settings)
     catalogue = load_catalogue(settings.aanbod_dir)
     texts = Texts.load(settings.messages_dir)
-    pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault)
+    from bot.web.auth import Auth
+
+    desk = Desk(settings, factory, redis_client, texts, catalogue, prefix=settings.redis_prefix)
+    pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault,
+                        on_change=desk.after_pipeline)
+    desk.ensure_index()
     return Services(
         settings=settings, engine=engine, factory=factory, redis=redis_client, triage=triage,
         catalogue=catalogue, texts=texts, vault=AddressVault(settings.secret), pipeline=pipeline,
-        senders=build_senders(settings),
+        desk=desk, auth=Auth(settings, factory, redis_client), senders=build_senders(settings),
     )
 
 
@@ -137,6 +145,9 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or await run_in_threadpool(build_services, settings)
+        # The queues' Redis index is rebuilt from SQL at every start: nothing queued is lost
+        # when Redis restarted without its data.
+        await run_in_threadpool(app.state.services.desk.rebuild)
         stop = asyncio.Event()
         task = None
         if run_worker:
@@ -144,6 +155,7 @@ def create_app(
             task = asyncio.create_task(worker.run_forever(
                 stop, recover=app.state.services.pipeline.recover,
                 housekeeping=lambda: purge_now(app.state.services),
+                handoff=app.state.services.desk.tick,
             ))
         yield
         stop.set()
@@ -155,6 +167,11 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     templates = Jinja2Templates(directory=WEB_DIR / "templates")
     app.include_router(web_chat.build_router(templates, get_services))
+    from bot.web import auth, dashboard
+
+    auth.install(app)
+    app.include_router(auth.build_router(templates))
+    app.include_router(dashboard.build_router(templates))
     if settings.telegram_enabled:
         from bot.channels import telegram
 
