@@ -132,13 +132,14 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     from bot.web.app import create_app
 
     app = create_app(settings, run_worker=not args.no_worker)
-    _print_demo_logins(settings)
+    _print_demo_logins(settings, f"http://{args.host}:{args.port}")
     channels = ["web chat (/chat)"]
     channels.append("Telegram (/webhooks/telegram)" if settings.telegram_enabled
                     else "Telegram off (set TELEGRAM_BOT_TOKEN and TELEGRAM_WEBHOOK_SECRET)")
     channels.append("SMS and WhatsApp (/webhooks/twilio/messaging)" if settings.twilio_enabled
                     else "SMS and WhatsApp off (set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN)")
-    print(f"Oudertelefoon on http://{args.host}:{args.port}/chat  (health: /health, triage: POST /api/triage)")
+    print(f"Oudertelefoon on http://{args.host}:{args.port}/chat  (dashboard: /dashboard, health: /health, "
+          "triage: POST /api/triage)")
     for line in channels:
         print(f"  channel: {line}")
     print("  replies are delivered " + ("by a separate `oudertelefoon worker`" if args.no_worker
@@ -247,7 +248,7 @@ def cmd_telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _print_demo_logins(settings: Settings) -> None:
+def _print_demo_logins(settings: Settings, base_url: str) -> None:
     """Where demo users are on (development): make sure they exist and print their logins."""
     if not settings.demo_users_enabled:
         return
@@ -266,7 +267,7 @@ def _print_demo_logins(settings: Settings) -> None:
     print("Demo-logins (alleen voor uitproberen):", file=sys.stderr)
     for username, password, role in logins:
         print(f"  {username} / {password}  ({ROLE_NAMES[role]})", file=sys.stderr)
-    print(f"  dashboard: {settings.public_base_url}/dashboard", file=sys.stderr)
+    print(f"  dashboard: {base_url}/dashboard", file=sys.stderr)
 
 
 @contextmanager

@@ -244,7 +244,7 @@ def test_serve_prints_the_demo_logins(cli_env: Settings, factory: sessionmaker[S
     monkeypatch.setenv("OUDERTELEFOON_ENV", "development")
     served: list[object] = []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: served.append(app))  # no server
-    assert cli.main(["serve", "--no-worker"]) == 0
+    assert cli.main(["serve", "--no-worker", "--port", "8123"]) == 0
     assert served
     err = capsys.readouterr().err.splitlines()
     start = err.index("Demo-logins (alleen voor uitproberen):")
@@ -255,7 +255,7 @@ def test_serve_prints_the_demo_logins(cli_env: Settings, factory: sessionmaker[S
         f"  demo-hulpverlener / {demo_password(dev, 'demo-hulpverlener')}  (hulpverlener)",
         f"  demo-coordinator / {demo_password(dev, 'demo-coordinator')}  (coördinator)",
     ]
-    assert lines[3] == f"  dashboard: {dev.public_base_url}/dashboard"
+    assert lines[3] == "  dashboard: http://127.0.0.1:8123/dashboard"  # where this server listens
     auth = Auth(dev, factory, redis_client)
     assert auth.login("demo-vrijwilliger", demo_password(dev, "demo-vrijwilliger"), "192.0.2.1")
 
@@ -266,7 +266,7 @@ def test_serve_prints_no_logins_when_demo_users_are_off(
     import uvicorn
 
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: None)
-    assert cli.main(["serve", "--no-worker"]) == 0  # OUDERTELEFOON_ENV=test
+    assert cli.main(["serve", "--no-worker", "--port", "8123"]) == 0  # OUDERTELEFOON_ENV=test
     assert "Demo-logins" not in capsys.readouterr().err
     assert user_named(factory, "demo-vrijwilliger") is None
 
