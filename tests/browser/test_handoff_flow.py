@@ -286,7 +286,8 @@ def test_a_volunteer_picks_up_a_parent_live(
         assert handoff.outcome == "helped" and handoff.closing_note.startswith("Wil misschien")
         if set(closed.themes or []) != {"mental_health", "loneliness"}:  # else nothing to correct
             assert handoff.corrected_themes == ["mental_health", "loneliness"]
-    parent.wait_for_timeout(2000)
+    # The parent reads the closing words in the conversation itself, without reloading.
+    parent.locator(".msg.bot").filter(has_text="Het gesprek is afgesloten").wait_for(timeout=WAIT_MS)
     shot(parent, artifacts_dir, "10-parent-after-closing")
 
 

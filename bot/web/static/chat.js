@@ -222,7 +222,8 @@
       last = node;
     });
     next = Math.max(next, data.next);
-    if (data.closed && !closedShown) { closedShown = true; showNotice(TEXT.closed); }
+    // Closed by a person or by "stop": its last message says so; no second notice.
+    if (data.closed && !closedShown) { closedShown = true; }
     if (!data.closed) { closedShown = false; }
     log.setAttribute("data-loaded", "");
     // Back on the page (a reload): start at the parent's last message and what came after it.
