@@ -10,6 +10,7 @@ WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY bot ./bot
 COPY handoff ./handoff
+COPY stats ./stats
 RUN pip install --no-cache-dir .
 COPY data ./data
 ENV OUDERTELEFOON_DATA_DIR=/app/data

@@ -16,6 +16,7 @@ conversation goes to a person, so a parent never meets silence.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -44,6 +45,7 @@ from bot.storage.models import (
     Message,
     Outbox,
     QueueName,
+    Verdict,
     aware,
     utcnow,
 )
@@ -53,10 +55,28 @@ from handoff.desk import active_block
 from handoff.estimate import estimate_wait
 from handoff.interfaces import PRIORITY
 from handoff.referral import consent_answer, summary_texts
+from stats import facts
 
 logger = logging.getLogger(__name__)
 
 WAKE_KEY = "ot:outbox:wake"
+VERDICT_WINDOW = timedelta(hours=24)
+_VERDICTS = (
+    (re.compile(r"^\s*(een\s+)?beetje\b|^\s*(a\s+)?(bit|little)\b|^\s*soort\s+van\b|^\s*2\s*$", re.I),
+     Verdict.somewhat),
+    (re.compile(r"^\s*(ja+|jawel|zeker|yes|yep|1)\b", re.I), Verdict.yes),
+    (re.compile(r"^\s*(nee+|niet\s+echt|no+|not\s+really|3)\b", re.I), Verdict.no),
+)
+
+
+def verdict_of(text: str) -> Verdict | None:
+    """A short answer to "ja / een beetje / nee"; None for anything longer or else."""
+    if len(text.split()) > 5:
+        return None
+    for pattern, verdict in _VERDICTS:
+        if pattern.search(text):
+            return verdict
+    return None
 SEEN_TTL_SECONDS = 3 * 24 * 3600
 
 
@@ -205,6 +225,20 @@ class Pipeline:
             .limit(1)
             .with_for_update()
         )
+        if conversation is None and verdict_of(inbound.text) is not None:
+            # "Heb je hier iets aan gehad?" was asked when a person closed the last conversation:
+            # a short answer belongs to that one, not to a new conversation.
+            last = session.scalar(
+                select(Conversation)
+                .where(Conversation.channel == inbound.channel,
+                       Conversation.pseudonym == inbound.pseudonym)
+                .order_by(Conversation.created_at.desc())
+                .limit(1)
+                .with_for_update()
+            )
+            if last is not None and last.awaiting == "verdict" and last.closed_at is not None \
+                    and self.clock() - (aware(last.closed_at) or self.clock()) <= VERDICT_WINDOW:
+                conversation = last
         if conversation is None:
             conversation = Conversation(channel=inbound.channel, pseudonym=inbound.pseudonym,
                                         themes=[], created_at=self.clock())
@@ -233,7 +267,6 @@ class Pipeline:
 
     def _handle(self, message_id: str) -> int:
         now = self.clock()
-        changed: tuple[str, str | None] = ("", None)
         with self.factory() as session, session.begin():
             message = session.get(Message, message_id)
             if message is None or message.handled_at is not None:
@@ -242,46 +275,74 @@ class Pipeline:
                 select(Conversation).where(Conversation.id == message.conversation_id).with_for_update()
             )
             assert conversation is not None
-            command = _command(message.text)
-            result = self.triage.run(message.text) if message.text.strip() and not command else None
-            if result is None and message.media_kind is None and command is None:
-                message.handled_at = now  # an empty message: stored, not answered
-                return 0
-            if result is not None:
-                message.triage = result.stored()
-                self._update_conversation(conversation, result)
-            status_before = conversation.status
-            change = "message" if status_before in (ConversationStatus.queued,
-                                                    ConversationStatus.claimed) else None
-            count = 0
-            answered = False
-            if status_before is ConversationStatus.claimed:
-                if result is not None and result.risk is Risk.acute:
-                    conversation.acute_alert_at = now  # the person sees an alert; the bot stays silent
-                    change = "acute"
-                if conversation.pending_referral:
-                    count = self._referral_answer(session, conversation, message, result, now)
-                    answered = count > 0
-            if not answered:
-                decision = decide(
-                    self._view(conversation),
-                    Incoming(text=message.text, triage=result,
-                             media_only=result is None and message.media_kind is not None,
-                             command=command),
-                    self._context(session, now),
-                )
-                count = self._apply(session, conversation, message, decision, now)
-                if decision.delete:
-                    change = "deleted"
-                elif conversation.status is ConversationStatus.closed:
-                    change = "closed" if status_before is not ConversationStatus.bot else None
-                elif decision.status is ConversationStatus.queued or (
-                        decision.priority is not None and status_before is ConversationStatus.queued):
-                    change = "queued"
-            message.handled_at = now
-            changed = (conversation.id, change)
+            if conversation.status is ConversationStatus.closed and conversation.awaiting == "verdict":
+                count = self._verdict(session, conversation, message, now)
+                message.handled_at = now
+                changed: tuple[str, str | None] = (conversation.id, None)
+            else:
+                handled = self._triage_and_decide(session, conversation, message, now)
+                if handled is None:
+                    return 0
+                count, changed = handled
         self._after(changed, wake=count > 0)
         return count
+
+    def _triage_and_decide(self, session: Session, conversation: Conversation, message: Message,
+                           now: datetime) -> tuple[int, tuple[str, str | None]] | None:
+        """Triage, decide and apply, in the caller's transaction. None: nothing to answer."""
+        command = _command(message.text)
+        result = self.triage.run(message.text) if message.text.strip() and not command else None
+        if result is None and message.media_kind is None and command is None:
+            message.handled_at = now  # an empty message: stored, not answered
+            return None
+        if result is not None:
+            message.triage = result.stored()
+            self._update_conversation(conversation, result)
+            facts.on_message(session, conversation,
+                             after_hours=not self.hours[QueueName.volunteer].is_open(now, self.zone))
+        status_before = conversation.status
+        change = "message" if status_before in (ConversationStatus.queued,
+                                                ConversationStatus.claimed) else None
+        count = 0
+        answered = False
+        if status_before is ConversationStatus.claimed:
+            if result is not None and result.risk is Risk.acute:
+                conversation.acute_alert_at = now  # the person sees an alert; the bot stays silent
+                change = "acute"
+            if conversation.pending_referral:
+                count = self._referral_answer(session, conversation, message, result, now)
+                answered = count > 0
+        if not answered:
+            decision = decide(
+                self._view(conversation),
+                Incoming(text=message.text, triage=result,
+                         media_only=result is None and message.media_kind is not None,
+                         command=command),
+                self._context(session, now),
+            )
+            count = self._apply(session, conversation, message, decision, now)
+            if decision.delete:
+                change = "deleted"
+            elif conversation.status is ConversationStatus.closed:
+                change = "closed" if status_before is not ConversationStatus.bot else None
+            elif decision.status is ConversationStatus.queued or (
+                    decision.priority is not None and status_before is ConversationStatus.queued):
+                change = "queued"
+        message.handled_at = now
+        return count, (conversation.id, change)
+
+    def _verdict(self, session: Session, conversation: Conversation, message: Message,
+                 now: datetime) -> int:
+        """The parent's answer to "Heb je hier iets aan gehad?": counted, never linked to them."""
+        verdict = verdict_of(message.text)
+        conversation.awaiting = None
+        if verdict is None or conversation.fact_id is None:
+            return 0
+        facts.on_verdict(session, conversation.fact_id, verdict)
+        language = "en" if conversation.language == "en" else "nl"
+        decision = Decision(replies=[self.texts.get("verdict_thanks", language)], awaiting=None,
+                            welcomed=True)
+        return self._apply(session, conversation, message, decision, now)
 
     def _after(self, changed: tuple[str, str | None], *, wake: bool) -> None:
         if wake:
@@ -366,6 +427,10 @@ class Pipeline:
             conversation.waiting_notice_at = decision.notice_at
         if decision.preferred is not None:
             conversation.preferred_kind = decision.preferred
+        if decision.catalogue_ids:
+            facts.on_catalogue(session, conversation, decision.catalogue_ids)
+        if (decision.close or decision.delete) and conversation.status is ConversationStatus.queued:
+            facts.on_left(session, conversation)  # left before anyone picked up
         if decision.status is ConversationStatus.queued and decision.queue is not None:
             newly = conversation.status is not ConversationStatus.queued
             conversation.status = ConversationStatus.queued
@@ -374,6 +439,7 @@ class Pipeline:
             conversation.queue_reason = decision.reason
             if newly:
                 conversation.queued_at = now
+            facts.on_queued(session, conversation)
             session.add(Handoff(conversation_id=conversation.id, queue=decision.queue,
                                 priority=decision.priority if decision.priority is not None else 3,
                                 reason=decision.reason or ""))

@@ -1,6 +1,7 @@
 """Retention: transcripts and channel addresses are deleted RETENTION_DAYS after a conversation's
 last message. Deleting a conversation deletes its messages, handoffs and encrypted address
-(foreign keys cascade); the audit log keeps who opened what, without any text."""
+(foreign keys cascade); the audit log keeps who opened what, without any text, and the anonymous
+statistics (stats.facts) stay."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.storage.models import Block, Conversation, UserSession
+from bot.storage.models import Block, Conversation, ConversationStatus, UserSession
+from stats import facts
 
 logger = logging.getLogger(__name__)
 
@@ -23,6 +25,8 @@ def purge(session: Session, now: datetime, retention_days: int) -> int:
     if ids:
         # ORM delete so the cascade to messages and handoffs also runs on SQLite without FKs.
         for conversation in session.scalars(select(Conversation).where(Conversation.id.in_(ids))):
+            if conversation.status is ConversationStatus.queued:
+                facts.on_left(session, conversation)  # nobody picked it up before it was purged
             session.delete(conversation)
         session.flush()
         # Whatever the ORM did not load is removed by the database's ON DELETE CASCADE.

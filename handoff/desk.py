@@ -58,6 +58,7 @@ from handoff.estimate import estimate_wait
 from handoff.events import Event, publish
 from handoff.index import QueueEntry, QueueIndex
 from handoff.interfaces import PRIORITY, WaitEstimate
+from stats import facts
 
 logger = logging.getLogger(__name__)
 
@@ -650,6 +651,7 @@ class Desk:
             handoff.claimed_by = actor.user_id
             handoff.claimed_at = now
             waited = int((now - (aware(conversation.queued_at) or now)).total_seconds())
+            facts.on_claimed(session, conversation, waited)
             self._audit(session, actor, "claimed", conversation_id, queue=(conversation.queue or QueueName.volunteer).value,
                         waited_seconds=waited)
             lang = self._lang(conversation)
@@ -760,6 +762,7 @@ class Desk:
                                 priority=conversation.priority if conversation.priority is not None else 3,
                                 reason=f"transferred by {actor.display_name}", note=note or None,
                                 created_at=now))
+            facts.on_queued(session, conversation)
             self._audit(session, actor, "transferred", conversation_id, to=target.value)
             lang = self._lang(conversation)
             self._send(session, conversation, [self.texts.get(f"transferred_{target.value}", lang,
@@ -808,13 +811,21 @@ class Desk:
                 session.add(Correction(conversation_id=conversation_id, user_id=actor.user_id,
                                        predicted=predicted, corrected=corrected,
                                        texts_masked=[t for t in texts if t], created_at=now))
+            claimed_at = aware(conversation.claimed_at)
+            facts.on_closed(session, conversation,
+                            handled_seconds=int((now - claimed_at).total_seconds()) if claimed_at else None,
+                            outcome=outcome.value, referred_to=referred_to or None,
+                            corrected_themes=handoff.corrected_themes)
             conversation.status = ConversationStatus.closed
             conversation.closed_at = now
-            conversation.awaiting = None
+            # One short, optional question; a short answer is counted (stats), never linked to them.
+            conversation.awaiting = "verdict"
             conversation.pending_referral = None
             self._audit(session, actor, "closed", conversation_id, outcome=outcome.value,
                         referred_to=referred_to, corrected=bool(handoff.corrected_themes))
-            self._send(session, conversation, [self.texts.get("closed", self._lang(conversation))],
+            lang = self._lang(conversation)
+            self._send(session, conversation, [self.texts.get("closed", lang),
+                                               self.texts.get("verdict_ask", lang)],
                        user_id=None, author=Author.bot)
         try:
             self.index.remove(conversation_id)

@@ -165,6 +165,8 @@ class Conversation(Base):
     acute_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # A catalogue entry id the person asked consent for ("may we send you a referral summary?").
     pending_referral: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # The anonymous statistics row of this contact (stats.facts); the link dies with the transcript.
+    fact_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",
@@ -412,3 +414,60 @@ class Correction(Base):
     corrected: Mapped[list[str]] = mapped_column(JSON, default=list)
     texts_masked: Mapped[list[str]] = mapped_column(JSON, default=list)
     reviewed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # The coordinator's review: True accepted (exported as training data), False rejected.
+    accepted: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    reviewed_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_corrections_reviewed_by_users"), nullable=True
+    )
+
+
+class Verdict(str, enum.Enum):
+    """The parent's own answer to "Heb je hier iets aan gehad?"."""
+
+    yes = "yes"
+    somewhat = "somewhat"
+    no = "no"
+
+
+class ContactFact(Base):
+    """One anonymous row per contact (conversation), for the statistics. No text, no pseudonym, no
+    address, no user: it outlives the transcript (the retention purge keeps it), and the link from
+    the conversation (`Conversation.fact_id`) goes when the conversation is purged or deleted.
+    Times are kept to the hour."""
+
+    __tablename__ = "contact_facts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)  # start, to the hour
+    channel: Mapped[Channel] = mapped_column(_enum(Channel, "channel"))
+    language: Mapped[str] = mapped_column(String(8), default="nl")
+    region: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    themes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    risk: Mapped[Risk] = mapped_column(_enum(Risk, "risk"), default=Risk.none)
+    route: Mapped[Route] = mapped_column(_enum(Route, "route"), default=Route.bot)
+    after_hours: Mapped[bool] = mapped_column(Boolean, default=False)
+    parent_messages: Mapped[int] = mapped_column(Integer, default=0)
+    catalogue_given: Mapped[list[str]] = mapped_column(JSON, default=list)
+    handed_over: Mapped[bool] = mapped_column(Boolean, default=False)
+    queue: Mapped[QueueName | None] = mapped_column(_enum(QueueName, "queue_name"), nullable=True)
+    waited_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    handled_seconds: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    # Queued but never picked up: the parent left (stopped, deleted, or the conversation was purged).
+    abandoned: Mapped[bool] = mapped_column(Boolean, default=False)
+    outcome: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    referred_to: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    corrected: Mapped[bool] = mapped_column(Boolean, default=False)
+    corrected_themes: Mapped[list[str] | None] = mapped_column(JSON, nullable=True)
+    verdict: Mapped[Verdict | None] = mapped_column(_enum(Verdict, "verdict"), nullable=True)
+
+    __table_args__ = (Index("ix_contact_facts_channel_hour", "channel", "hour"),)
+
+
+class ContactTheme(Base):
+    """A contact's themes, one row each, so themes are counted in SQL (a contact may have several)."""
+
+    __tablename__ = "contact_themes"
+
+    fact_id: Mapped[str] = mapped_column(ForeignKey("contact_facts.id", ondelete="CASCADE"), primary_key=True)
+    theme: Mapped[str] = mapped_column(String(32), primary_key=True)
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)

@@ -24,7 +24,8 @@ from bot.storage.models import (
 from bot.triage.types import Risk
 
 TABLES = {"conversations", "messages", "handoffs", "users", "shifts", "audit_log", "outbox",
-          "user_sessions", "blocks", "standard_texts", "corrections", "alembic_version"}
+          "user_sessions", "blocks", "standard_texts", "corrections", "contact_facts",
+          "contact_themes", "alembic_version"}
 
 
 def test_upgrade_downgrade_upgrade(any_database_url: str) -> None:
