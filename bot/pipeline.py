@@ -35,6 +35,7 @@ from bot.intents.catalogue import Catalogue
 from bot.intents.dialogue import ConversationView, Decision, DialogueContext, Incoming, decide
 from bot.intents.messages import Texts
 from bot.privacy import mask
+from bot.worker import wake
 from bot.storage.models import (
     AuditLog,
     Author,
@@ -59,7 +60,6 @@ from stats import facts
 
 logger = logging.getLogger(__name__)
 
-WAKE_KEY = "ot:outbox:wake"
 VERDICT_WINDOW = timedelta(hours=24)
 _VERDICTS = (
     (re.compile(r"^\s*(een\s+)?beetje\b|^\s*(a\s+)?(bit|little)\b|^\s*soort\s+van\b|^\s*2\s*$", re.I),
@@ -530,13 +530,7 @@ class Pipeline:
             return 0
 
     def _wake(self) -> None:
-        if self.redis is None:
-            return
-        try:
-            self.redis.lpush(WAKE_KEY, 1)
-            self.redis.ltrim(WAKE_KEY, 0, 0)
-        except redis.RedisError:
-            logger.warning("redis unavailable: the worker finds the replies on its next round")
+        wake(self.redis)
 
     # 3. recovery -------------------------------------------------------------------------
 

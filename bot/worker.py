@@ -24,11 +24,23 @@ from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, awar
 
 logger = logging.getLogger(__name__)
 
+WAKE_KEY = "ot:outbox:wake"
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 900
 BATCH = 100
 WHATSAPP_WINDOW = timedelta(hours=24)
+
+
+def wake(client: redis.Redis | None) -> None:
+    """Tell the worker there is something to send (it also looks every second without this)."""
+    if client is None:
+        return
+    try:
+        client.lpush(WAKE_KEY, 1)
+        client.ltrim(WAKE_KEY, 0, 0)
+    except redis.RedisError:
+        logger.warning("redis unavailable: the worker finds the replies on its next round")
 
 
 def backoff(attempts: int) -> timedelta:
@@ -207,8 +219,6 @@ class Worker:
         """Deliver until `stop` is set. Wakes at once when the pipeline pushes to Redis.
         `handoff` (the desk's tick: keep the queue index whole, return idle claims) runs every
         `handoff_seconds`; `housekeeping` (the retention purge) every `housekeeping_seconds`."""
-        from bot.pipeline import WAKE_KEY
-
         last_housekeeping = 0.0
         last_handoff = 0.0
         loop = asyncio.get_running_loop()

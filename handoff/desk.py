@@ -32,6 +32,7 @@ from bot.hours import parse_hours
 from bot.intents.catalogue import Catalogue, CatalogueEntry, render_entry
 from bot.intents.messages import Texts
 from bot.privacy import mask
+from bot.worker import wake
 from bot.storage.models import (
     AuditLog,
     Author,
@@ -51,6 +52,8 @@ from bot.storage.models import (
     StandardText,
     User,
     aware,
+    role_may_take,
+    role_queues,
     utcnow,
 )
 from bot.triage.types import Language, Risk, Theme
@@ -62,7 +65,6 @@ from stats import facts
 
 logger = logging.getLogger(__name__)
 
-WAKE_KEY = "ot:outbox:wake"  # the worker's wake-up list (bot.pipeline.WAKE_KEY)
 MAX_REPLY_CHARS = 4000
 MAX_NOTE_CHARS = 2000
 HEARTBEAT_EVERY = timedelta(seconds=30)
@@ -161,14 +163,11 @@ class Actor(Protocol):
 
 
 def may_take(actor: Actor, queue: QueueName | None) -> bool:
-    """Volunteers take the volunteer queue; professionals and coordinators take both."""
-    return queue is QueueName.volunteer or actor.role in (Role.professional, Role.coordinator)
+    return role_may_take(actor.role, queue)
 
 
 def queues_of(actor: Actor) -> tuple[QueueName, ...]:
-    if actor.role is Role.volunteer:
-        return (QueueName.volunteer,)
-    return (QueueName.professional, QueueName.volunteer)
+    return role_queues(actor.role)
 
 
 def ref(conversation_id: str) -> str:
@@ -437,11 +436,7 @@ class Desk:
                              conversation_id=conversation_id, detail=detail or None))
 
     def _wake(self) -> None:
-        try:
-            self.redis.lpush(WAKE_KEY, 1)
-            self.redis.ltrim(WAKE_KEY, 0, 0)
-        except redis.RedisError:
-            logger.warning("redis unavailable: the worker finds the replies on its next round")
+        wake(self.redis)
 
     def _send(self, session: Session, conversation: Conversation, texts: Sequence[str], *,
               user_id: str | None, author: Author = Author.person) -> None:

@@ -119,6 +119,18 @@ class Role(str, enum.Enum):
     coordinator = "coordinator"
 
 
+def role_may_take(role: Role, queue: QueueName | None) -> bool:
+    """Volunteers take the volunteer queue; professionals and coordinators take both."""
+    return queue is QueueName.volunteer or role in (Role.professional, Role.coordinator)
+
+
+def role_queues(role: Role) -> tuple[QueueName, ...]:
+    """The queues a role sees, the most urgent kind first."""
+    if role is Role.volunteer:
+        return (QueueName.volunteer,)
+    return (QueueName.professional, QueueName.volunteer)
+
+
 class Conversation(Base):
     __tablename__ = "conversations"
 
@@ -230,17 +242,11 @@ class User(Base):
     last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     def may_take(self, queue: QueueName) -> bool:
-        """Volunteers take the volunteer queue; professionals and coordinators take both."""
-        if not self.active:
-            return False
-        return queue is QueueName.volunteer or self.role in (Role.professional, Role.coordinator)
+        return self.active and role_may_take(self.role, queue)
 
     @property
     def queues(self) -> tuple[QueueName, ...]:
-        """The queues this person sees, most urgent kind first."""
-        if self.role is Role.volunteer:
-            return (QueueName.volunteer,)
-        return (QueueName.professional, QueueName.volunteer)
+        return role_queues(self.role)
 
 
 class Handoff(Base):

@@ -40,7 +40,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.config import Settings
 from bot.errors import OudertelefoonError
 from bot.storage import db
-from bot.storage.models import QueueName, Role, User, UserSession, aware, utcnow
+from bot.storage.models import (
+    QueueName,
+    Role,
+    User,
+    UserSession,
+    aware,
+    role_may_take,
+    role_queues,
+    utcnow,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -109,15 +118,11 @@ class Person:
     csrf_token: str
 
     def may_take(self, queue: QueueName) -> bool:
-        """Volunteers take the volunteer queue; professionals and coordinators take both."""
-        return queue is QueueName.volunteer or self.role in (Role.professional, Role.coordinator)
+        return role_may_take(self.role, queue)
 
     @property
     def queues(self) -> tuple[QueueName, ...]:
-        """The queues this person sees, most urgent kind first (as User.queues)."""
-        if self.role is Role.volunteer:
-            return (QueueName.volunteer,)
-        return (QueueName.professional, QueueName.volunteer)
+        return role_queues(self.role)
 
     @property
     def is_coordinator(self) -> bool:
