@@ -7,18 +7,21 @@ import uuid
 from sqlalchemy import select
 
 from bot.channels.base import InboundMessage
-from bot.storage.models import Author, Channel, Conversation, Role, utcnow
-from bot.users import add_user
+from bot.storage.models import Author, Channel, Conversation, Role, User, utcnow
 from bot.web.app import Services
 from bot.web.auth import Person
 
 
 def person(services: Services, role: Role = Role.volunteer, name: str | None = None,
            languages: tuple[str, ...] = ("nl",)) -> Person:
+    """A dashboard user acting through the desk (no login: the desk tests need no password, and
+    fifty argon2 hashes would only slow them down; logins are tested in tests/bot/web)."""
     username = f"{role.value[:4]}-{uuid.uuid4().hex[:8]}"
     with services.factory() as session, session.begin():
-        user = add_user(session, username=username, display_name=name or username, role=role,
-                        password="een lang wachtwoord", languages=languages)
+        user = User(username=username, display_name=name or username, role=role,
+                    password_hash="!no-login", languages=list(languages), active=True)
+        session.add(user)
+        session.flush()
         user_id = user.id
     return Person(user_id=user_id, username=username, display_name=name or username, role=role,
                   languages=languages, csrf_token="-")
