@@ -2,7 +2,7 @@
 
 Subcommands (their names and output are contracts):
   triage TEXT | triage --batch FILE      one JSON object per message
-  nlu train | nlu test [--data PATH] [--json]
+  nlu train | nlu test [--data PATH] [--json] | nlu export-corrections [--out PATH]
   serve [--host 127.0.0.1] [--port 8000]
   db upgrade
   worker [--once]                       deliver replies, purge old transcripts
@@ -10,6 +10,8 @@ Subcommands (their names and output are contracts):
   telegram set-webhook | telegram poll
   users add --role ROLE --username U [--display-name D] [--languages nl,en] [--password-stdin]
   users deactivate U | users activate U | users list
+  handoff rebuild                       the queues' Redis index from SQL
+  demo-data [--days 30] [--seed 1]       made-up anonymous statistics (not in production)
 """
 
 from __future__ import annotations
@@ -123,6 +125,22 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
         print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
     else:
         print(format_report(report))
+    return 0
+
+
+def cmd_nlu_export_corrections(args: argparse.Namespace, settings: Settings) -> int:
+    """The accepted corrections not exported yet, as Rasa NLU YAML under data/nlu/ (to review and
+    commit). Prints how many; writes no file when there are none."""
+    from stats.learning import export_corrections
+
+    with _user_factory(settings) as factory, factory() as session:
+        result = export_corrections(session, settings.nlu_dir, out=Path(args.out) if args.out else None)
+    since = f" (reviewed since {result.since.isoformat(timespec='seconds')})" if result.since else ""
+    if result.path is None:
+        print(f"no accepted corrections to export{since}")
+    else:
+        print(f"exported {result.examples} example(s) from {result.corrections} accepted correction(s)"
+              f"{since} to {result.path}")
     return 0
 
 
@@ -400,6 +418,38 @@ def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
+    """A realistic period of anonymous statistics (no conversations, no people) for a demo."""
+    if settings.env is Environment.production:
+        print("error: demo-data refuses to run in production (OUDERTELEFOON_ENV=production): it "
+              "would mix made-up contacts into the real statistics", file=sys.stderr)
+        return 2
+    if args.days < 1:
+        print("error: --days must be at least 1", file=sys.stderr)
+        return 2
+    from zoneinfo import ZoneInfo
+
+    from bot.hours import parse_hours
+    from bot.intents.catalogue import load_catalogue
+    from bot.storage import db
+    from bot.users import ensure_demo_users
+    from stats.demo import make
+
+    with _user_factory(settings) as factory:
+        ensure_demo_users(settings, factory)  # their past shifts fill the heat map (development)
+        with db.transaction(factory) as session:
+            made = make(session, days=args.days, contacts_per_day=args.per_day, seed=args.seed,
+                        zone=ZoneInfo(settings.timezone), hours=parse_hours(settings.volunteer_hours),
+                        catalogue=load_catalogue(settings.aanbod_dir))
+    zone = ZoneInfo(settings.timezone)
+    print(f"demo-data: {made.facts} made-up contacts over {args.days} days "
+          f"({made.start.astimezone(zone):%Y-%m-%d} to {made.end.astimezone(zone):%Y-%m-%d}), "
+          f"{made.handed_over} handed over, "
+          f"{made.themes} theme rows, {made.corrections} corrections, {made.shifts} past shifts "
+          f"(seed {args.seed})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="oudertelefoon", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -418,6 +468,11 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_test.add_argument("--json", action="store_true", help="machine-readable output")
     nlu_test.add_argument("--backend", choices=[b.value for b in NLUBackendName], help="override NLU_BACKEND")
     nlu_test.set_defaults(func=cmd_nlu_test)
+    nlu_export = nlu.add_parser("export-corrections",
+                                help="write the accepted corrections as Rasa NLU YAML under data/nlu")
+    nlu_export.add_argument("--out", metavar="PATH",
+                            help="output file (default data/nlu/corrections_<YYYYMMDD>.yml)")
+    nlu_export.set_defaults(func=cmd_nlu_export_corrections)
 
     serve = sub.add_parser("serve", help="run the web service")
     serve.add_argument("--host", default="127.0.0.1")
@@ -479,6 +534,13 @@ def build_parser() -> argparse.ArgumentParser:
     users_activate.set_defaults(func=cmd_users_activate)
     users_list = users.add_parser("list", help="all users, their role and last login")
     users_list.set_defaults(func=cmd_users_list)
+
+    demo_data = sub.add_parser("demo-data", help="add a realistic month of made-up anonymous statistics "
+                               "(not in production)")
+    demo_data.add_argument("--days", type=int, default=30, help="days back from today (default 30)")
+    demo_data.add_argument("--seed", type=int, default=1, help="random seed (same seed, same data)")
+    demo_data.add_argument("--per-day", type=float, default=120.0, help="contacts a day on average")
+    demo_data.set_defaults(func=cmd_demo_data)
     return parser
 
 

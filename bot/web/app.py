@@ -167,11 +167,13 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     templates = Jinja2Templates(directory=WEB_DIR / "templates")
     app.include_router(web_chat.build_router(templates, get_services))
-    from bot.web import auth, dashboard
+    from bot.web import auth, dashboard, learning, stats
 
     auth.install(app)
     app.include_router(auth.build_router(templates))
     app.include_router(dashboard.build_router(templates))
+    app.include_router(stats.build_router(templates))
+    app.include_router(learning.build_router(templates))
     if settings.telegram_enabled:
         from bot.channels import telegram
 
@@ -184,6 +186,10 @@ def create_app(
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:
         return RedirectResponse("/chat")
+
+    @app.get("/stats", include_in_schema=False)
+    def stats_page() -> RedirectResponse:
+        return RedirectResponse("/dashboard/stats")
 
     @app.get("/health")
     def health(services: ServicesDep) -> JSONResponse:

@@ -31,3 +31,20 @@ def test_mask_removes_contact_details_and_numbers() -> None:
     for secret in ("12345678", "1234 5678", "a.b@x.nl", "1012 AB", "123456789"):
         assert secret not in masked
     assert "28 weken" in masked and "3 kids" in masked
+
+
+def test_mask_replaces_names_after_an_introduction_or_a_family_word() -> None:
+    cases = {
+        "Ik ben Fatima en mijn zoon Daan is 3": "Ik ben [naam] en mijn zoon [naam] is 3",
+        "ik heet Anna de Vries, bel 0612345678": "ik heet [naam], bel [telefoon]",
+        "Mijn naam is Sarah. Ik ben moe": "Mijn naam is [naam]. Ik ben moe",
+        "my name is John Smith": "my name is [naam]",
+        "mijn man Ahmed El Amrani slaat me": "mijn man [naam] slaat me",
+        "mijn dochter heet Lisa": "mijn dochter heet [naam]",
+        "Mijn vriendin Eva helpt soms": "Mijn vriendin [naam] helpt soms",
+    }
+    for text, masked in cases.items():
+        assert mask(text) == masked
+    # Ordinary words after the same phrases stay (names are capitalised).
+    for text in ("Ik ben zwanger van 28 weken", "mijn zoon is ziek", "ik ben bang", "mijn moeder helpt"):
+        assert mask(text) == text

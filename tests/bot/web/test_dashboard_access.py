@@ -19,9 +19,17 @@ from tests.channels.conftest import services  # noqa: F401 (a fixture)
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
-#: Coordinators only: user admin, standard texts, blocks (and blocking from a conversation).
-COORDINATOR_PREFIXES = ("/dashboard/users", "/dashboard/texts", "/dashboard/blocks")
+#: Coordinators only: user admin, standard texts, blocks (and blocking from a conversation),
+#: statistics (the page, its CSV exports and everything else under /dashboard/stats).
+COORDINATOR_PREFIXES = ("/dashboard/users", "/dashboard/texts", "/dashboard/blocks", "/dashboard/stats")
 COORDINATOR_ROUTES = {("POST", "/dashboard/conversations/{conversation_id}/block")}
+#: Coordinators only: the learning loop's review and the catalogue view (bot.web.learning).
+COORDINATOR_ROUTES |= {
+    ("GET", "/dashboard/stats/corrections"),
+    ("POST", "/dashboard/stats/corrections/{correction_id}/accept"),
+    ("POST", "/dashboard/stats/corrections/{correction_id}/reject"),
+    ("GET", "/dashboard/stats/catalogue"),
+}
 #: Every logged-in person (what they may do inside is up to the desk; see the last test).
 EVERYONE_ROUTES = {
     ("GET", "/dashboard"),
@@ -60,7 +68,9 @@ def concrete(path: str, conversation_id: str) -> str:
     return (path.replace("{conversation_id}", conversation_id)
             .replace("{text_id}", str(uuid.uuid4()))
             .replace("{block_id}", str(uuid.uuid4()))
-            .replace("{user_id}", str(uuid.uuid4())))
+            .replace("{user_id}", str(uuid.uuid4()))
+            .replace("{correction_id}", str(uuid.uuid4()))
+            .replace("{key}", "risk"))  # /dashboard/stats/export/{key}.csv: a real table
 
 
 @pytest.fixture
