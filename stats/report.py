@@ -114,6 +114,13 @@ def suppress(value: int) -> str | int:
     return value
 
 
+def protected_total(values: Sequence[int]) -> int | None:
+    """A row's total, unless it would give a hidden cell away: with exactly one count below SMALL
+    in the row, total minus the shown cells is that count, so the total is not shown (None)."""
+    hidden = sum(1 for v in values if 0 < v < SMALL)
+    return None if hidden == 1 else sum(values)
+
+
 def to_csv(table: Table) -> str:
     """The table as CSV (semicolon-free, comma separated). Small counts and unknown values are empty."""
     out = io.StringIO()
@@ -242,7 +249,7 @@ def _contacts_per_day(per_hour: Iterable[tuple[datetime, Channel, int]], days: l
     rows: list[list[object]] = []
     for day in days:
         values = [counts.get((day, c), 0) for c in channels]
-        rows.append([day.isoformat(), *values, sum(values)])
+        rows.append([day.isoformat(), *values, protected_total(values)])
     return Table("contacts_per_day", TITLES["contacts_per_day"],
                  ["Dag", *[CHANNEL_LABELS[c] for c in channels], "Totaal"], rows)
 
@@ -302,7 +309,7 @@ def _themes_per_week(session: Session, filters: Filters, weeks: list[date], zone
     rows: list[list[object]] = []
     for theme in themes:
         values = [counts.get((theme, w), 0) for w in weeks]
-        rows.append([theme_label(theme), *values, sum(values)])
+        rows.append([theme_label(theme), *values, protected_total(values)])
     return Table("themes_per_week", TITLES["themes_per_week"],
                  ["Thema", *[week_label(w) for w in weeks], "Totaal"], rows)
 
