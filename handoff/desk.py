@@ -281,6 +281,9 @@ class Desk:
         self.clock = clock
         self.prefix = prefix
         self.index = QueueIndex(redis_client, prefix=prefix)
+        # Phone: after a person claims a call or a callback request, connect them (the voice
+        # channel's CallConnector, set when Twilio is on). Called outside the transaction.
+        self.on_claim_phone: Callable[[str, str], None] | None = None
         self.zone = ZoneInfo(settings.timezone)
         self.hours = {
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
@@ -451,6 +454,8 @@ class Desk:
                               created_at=now + timedelta(milliseconds=seq + 1))
             conversation.messages.append(message)
             session.flush()
+            if conversation.channel is Channel.phone:
+                continue  # said on the line, not sent: the transcript keeps it for the card
             at = slot + timedelta(milliseconds=seq * 10)
             session.add(Outbox(conversation_id=conversation.id, message_id=message.id, reply_to=message.id,
                                seq=0, channel=conversation.channel,
@@ -558,11 +563,20 @@ class Desk:
                 raise Conflict("Dit gesprek wacht niet meer op iemand.")
             if not may_take(actor, conversation.queue):
                 raise NotAllowed("Dit gesprek is voor een hulpverlener.")
+            if conversation.channel is Channel.phone:
+                self._check_phone(session, actor)
         if not self._index_claim(conversation_id, actor.user_id):
             raise Conflict("Iemand anders heeft dit gesprek net opgepakt.")
         if not self._confirm(conversation_id, actor):
             self._unclaim(conversation_id)
             raise Conflict("Iemand anders heeft dit gesprek net opgepakt.")
+
+    @staticmethod
+    def _check_phone(session: Session, actor: Actor) -> None:
+        user = session.get(User, actor.user_id)
+        if user is None or user.phone_encrypted is None:
+            raise NotAllowed("Voor een telefoongesprek heb je een telefoonnummer in je profiel nodig. "
+                             "Vraag een coördinator om het in te vullen.")
 
     def _unclaim(self, conversation_id: str) -> None:
         try:
@@ -586,36 +600,58 @@ class Desk:
             return True
 
     def claim_next(self, actor: Actor) -> str | None:
-        """Claim the most urgent conversation this person may take; its id, or None."""
+        """Claim the most urgent conversation this person may take; its id, or None. A call or a
+        callback request is skipped for someone without a phone number for calls."""
         self.ensure_index()
         queues = queues_of(actor)
         languages = tuple(dict.fromkeys(("nl", *actor.languages)))
-        for attempt in range(20):
-            try:
-                conversation_id = self.index.claim_next(actor.user_id, queues, languages, self.clock())
-            except redis.RedisError as error:
-                logger.warning("queue index unavailable for claim-next (%s); SQL picks", type(error).__name__)
-                conversation_id = self._sql_next(queues)
-            if conversation_id is None:
-                if attempt == 0 and self._sql_waiting(queues):
-                    self.rebuild()  # the index missed some: catch up once and look again
+        skipped: list[str] = []  # held in the index while we look further, given back below
+        try:
+            for attempt in range(20):
+                try:
+                    conversation_id = self.index.claim_next(actor.user_id, queues, languages, self.clock())
+                except redis.RedisError as error:
+                    logger.warning("queue index unavailable for claim-next (%s); SQL picks",
+                                   type(error).__name__)
+                    conversation_id = self._sql_next(queues, exclude=skipped)
+                if conversation_id is None:
+                    if attempt == 0 and self._sql_waiting(queues):
+                        self.rebuild()  # the index missed some: catch up once and look again
+                        continue
+                    return None
+                if not self._may_answer(conversation_id, actor):
+                    skipped.append(conversation_id)
                     continue
-                return None
-            if self._confirm(conversation_id, actor):
-                return conversation_id
-            self._unclaim(conversation_id)  # a stale entry: dropped or re-added as SQL says
-        return None
+                if self._confirm(conversation_id, actor):
+                    return conversation_id
+                self._unclaim(conversation_id)  # a stale entry: dropped or re-added as SQL says
+            return None
+        finally:
+            for conversation_id in skipped:
+                self._unclaim(conversation_id)
+
+    def _may_answer(self, conversation_id: str, actor: Actor) -> bool:
+        with self.factory() as session:
+            channel = session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
+            if channel is not Channel.phone:
+                return True
+            try:
+                self._check_phone(session, actor)
+            except NotAllowed:
+                return False
+            return True
 
     def _sql_waiting(self, queues: Sequence[QueueName]) -> bool:
         with self.factory() as session:
             return (session.scalar(select(func.count()).select_from(Conversation).where(
                 Conversation.status == ConversationStatus.queued, Conversation.queue.in_(queues))) or 0) > 0
 
-    def _sql_next(self, queues: Sequence[QueueName]) -> str | None:
+    def _sql_next(self, queues: Sequence[QueueName], exclude: Sequence[str] = ()) -> str | None:
         with self.factory() as session:
             return session.scalar(
                 select(Conversation.id)
-                .where(Conversation.status == ConversationStatus.queued, Conversation.queue.in_(queues))
+                .where(Conversation.status == ConversationStatus.queued, Conversation.queue.in_(queues),
+                       Conversation.id.not_in(list(exclude)))
                 .order_by(Conversation.priority, Conversation.queued_at)
                 .limit(1))
 
@@ -655,6 +691,50 @@ class Desk:
                 user_id=actor.user_id)
         self._publish("claimed", conversation, user_id=actor.user_id)
         self._wake()
+        if conversation.channel is Channel.phone and self.on_claim_phone is not None:
+            try:
+                self.on_claim_phone(conversation_id, actor.user_id)
+            except Exception as error:  # the claim stands; the person sees it and can call back
+                logger.error("connecting a claimed call failed (%s)", type(error).__name__)
+        return True
+
+    def take_call(self, conversation_id: str, user_id: str) -> bool:
+        """A person accepted a call in its whisper: the conversation is theirs on the dashboard
+        too (from the bot or the queue), without a handover text (they are talking already)."""
+        now = self.clock()
+        with self.factory() as session, session.begin():
+            result = session.execute(
+                update(Conversation)
+                .where(Conversation.id == conversation_id,
+                       Conversation.status.in_((ConversationStatus.bot, ConversationStatus.queued)))
+                .values(status=ConversationStatus.claimed, claimed_by=user_id, claimed_at=now)
+                .execution_options(synchronize_session=False)
+            )
+            if result.rowcount != 1:  # type: ignore[attr-defined]
+                return False
+            conversation = session.get(Conversation, conversation_id)
+            assert conversation is not None
+            session.refresh(conversation)
+            handoff = self._open_handoff(session, conversation_id)
+            if handoff is None:
+                handoff = Handoff(conversation_id=conversation_id,
+                                  queue=conversation.queue or QueueName.volunteer,
+                                  priority=conversation.priority if conversation.priority is not None else 3,
+                                  reason="telefoon: direct doorverbonden")
+                session.add(handoff)
+            handoff.status = HandoffStatus.claimed
+            handoff.claimed_by = user_id
+            handoff.claimed_at = now
+            queued_at = aware(conversation.queued_at)
+            facts.on_queued(session, conversation)
+            facts.on_claimed(session, conversation, int((now - queued_at).total_seconds()) if queued_at else 0)
+            session.add(AuditLog(user_id=user_id, action="claimed", conversation_id=conversation_id,
+                                 detail={"via": "phone"}))
+        try:
+            self.index.remove(conversation_id)
+        except redis.RedisError:
+            pass
+        self._publish("claimed", conversation, user_id=user_id)
         return True
 
     @staticmethod

@@ -179,6 +179,9 @@ class Conversation(Base):
     pending_referral: Mapped[str | None] = mapped_column(String(64), nullable=True)
     # The anonymous statistics row of this contact (stats.facts); the link dies with the transcript.
     fact_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
+    # Phone: Twilio's CallSid while the caller is on the line (waiting in the queue); None once the
+    # call ended, so a claim then calls back instead of connecting the waiting caller.
+    call_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",

@@ -15,6 +15,7 @@ from bot.storage.models import (
     AuditLog,
     Author,
     Block,
+    Channel,
     Conversation,
     ConversationStatus,
     Correction,
@@ -24,6 +25,7 @@ from bot.storage.models import (
     QueueName,
     Role,
     Shift,
+    User,
     utcnow,
 )
 from bot.triage.types import Risk
@@ -303,3 +305,35 @@ def test_place_in_queue_follows_the_conversations_highest_risk(services: Service
     assert conversation.status is ConversationStatus.queued
     assert conversation.highest_risk is not Risk.none
     assert conversation.priority == PRIORITY[conversation.highest_risk]
+
+
+def test_calls_need_a_phone_number_and_are_skipped_by_claim_next(services: Services) -> None:
+    from handoff.interfaces import PRIORITY
+
+    now = utcnow()
+    with services.factory() as session, session.begin():
+        call = Conversation(channel=Channel.phone, pseudonym="caller", themes=[],
+                            address_encrypted=services.vault.encrypt("+31612345678"),
+                            status=ConversationStatus.queued, queue=QueueName.volunteer,
+                            priority=PRIORITY[Risk.concern], queued_at=now - timedelta(minutes=5),
+                            created_at=now - timedelta(minutes=5))
+        session.add(call)
+        session.flush()
+        call_id = call.id
+    services.desk.index_conversation(call_id)
+    chat_id = Parent(services).wants_volunteer()  # waits less long, and with less risk
+    sanne = person(services)
+    with pytest.raises(NotAllowed):
+        services.desk.claim(call_id, sanne)
+    assert services.desk.claim_next(sanne) == chat_id  # the call is passed over, not lost
+    assert services.desk.index.waiting(QueueName.volunteer) == [call_id]
+    # With a number for calls she can take it; nothing is sent by text on the phone channel.
+    with services.factory() as session, session.begin():
+        user = session.get(User, sanne.user_id)
+        assert user is not None
+        user.phone_encrypted = services.vault.encrypt("+31687654321")
+    assert services.desk.claim_next(sanne) == call_id
+    with services.factory() as session:
+        assert session.scalar(select(func.count()).select_from(Outbox).where(
+            Outbox.conversation_id == call_id)) == 0
+        assert any(m.author is Author.person for m in session.get(Conversation, call_id).messages)  # type: ignore[union-attr]
