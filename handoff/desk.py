@@ -660,27 +660,10 @@ class Desk:
         Then the warm handover message goes to the parent on their own channel."""
         now = self.clock()
         with self.factory() as session, session.begin():
-            result = session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id, Conversation.status == ConversationStatus.queued)
-                .values(status=ConversationStatus.claimed, claimed_by=actor.user_id, claimed_at=now,
-                        acute_alert_at=None, awaiting=None)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            conversation = self._take(session, conversation_id, actor.user_id, now,
+                                      (ConversationStatus.queued,), handoff_reason=None)
+            if conversation is None:
                 return False
-            conversation = session.get(Conversation, conversation_id)
-            assert conversation is not None
-            session.refresh(conversation)
-            handoff = self._open_handoff(session, conversation_id)
-            if handoff is None:
-                handoff = Handoff(conversation_id=conversation_id, queue=conversation.queue or QueueName.volunteer,
-                                  priority=conversation.priority if conversation.priority is not None else 3,
-                                  reason=conversation.queue_reason or "")
-                session.add(handoff)
-            handoff.status = HandoffStatus.claimed
-            handoff.claimed_by = actor.user_id
-            handoff.claimed_at = now
             waited = int((now - (aware(conversation.queued_at) or now)).total_seconds())
             facts.on_claimed(session, conversation, waited)
             self._audit(session, actor, "claimed", conversation_id, queue=(conversation.queue or QueueName.volunteer).value,
@@ -703,28 +686,11 @@ class Desk:
         too (from the bot or the queue), without a handover text (they are talking already)."""
         now = self.clock()
         with self.factory() as session, session.begin():
-            result = session.execute(
-                update(Conversation)
-                .where(Conversation.id == conversation_id,
-                       Conversation.status.in_((ConversationStatus.bot, ConversationStatus.queued)))
-                .values(status=ConversationStatus.claimed, claimed_by=user_id, claimed_at=now)
-                .execution_options(synchronize_session=False)
-            )
-            if result.rowcount != 1:  # type: ignore[attr-defined]
+            conversation = self._take(session, conversation_id, user_id, now,
+                                      (ConversationStatus.bot, ConversationStatus.queued),
+                                      handoff_reason="telefoon: direct doorverbonden")
+            if conversation is None:
                 return False
-            conversation = session.get(Conversation, conversation_id)
-            assert conversation is not None
-            session.refresh(conversation)
-            handoff = self._open_handoff(session, conversation_id)
-            if handoff is None:
-                handoff = Handoff(conversation_id=conversation_id,
-                                  queue=conversation.queue or QueueName.volunteer,
-                                  priority=conversation.priority if conversation.priority is not None else 3,
-                                  reason="telefoon: direct doorverbonden")
-                session.add(handoff)
-            handoff.status = HandoffStatus.claimed
-            handoff.claimed_by = user_id
-            handoff.claimed_at = now
             queued_at = aware(conversation.queued_at)
             facts.on_queued(session, conversation)
             facts.on_claimed(session, conversation, int((now - queued_at).total_seconds()) if queued_at else 0)
@@ -736,6 +702,34 @@ class Desk:
             pass
         self._publish("claimed", conversation, user_id=user_id)
         return True
+
+    def _take(self, session: Session, conversation_id: str, user_id: str, now: datetime,
+              statuses: tuple[ConversationStatus, ...], *,
+              handoff_reason: str | None) -> Conversation | None:
+        """The durable claim: a conditional UPDATE (only a conversation still in `statuses` is
+        taken, so two people can never both get it), and its handoff row marked claimed."""
+        result = session.execute(
+            update(Conversation)
+            .where(Conversation.id == conversation_id, Conversation.status.in_(statuses))
+            .values(status=ConversationStatus.claimed, claimed_by=user_id, claimed_at=now,
+                    acute_alert_at=None, awaiting=None)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        conversation = session.get(Conversation, conversation_id)
+        assert conversation is not None
+        session.refresh(conversation)
+        handoff = self._open_handoff(session, conversation_id)
+        if handoff is None:
+            handoff = Handoff(conversation_id=conversation_id, queue=conversation.queue or QueueName.volunteer,
+                              priority=conversation.priority if conversation.priority is not None else 3,
+                              reason=handoff_reason or conversation.queue_reason or "")
+            session.add(handoff)
+        handoff.status = HandoffStatus.claimed
+        handoff.claimed_by = user_id
+        handoff.claimed_at = now
+        return conversation
 
     @staticmethod
     def _open_handoff(session: Session, conversation_id: str) -> Handoff | None:
