@@ -84,3 +84,48 @@ def artifacts_dir(request: pytest.FixtureRequest) -> Path:
     path = Path(os.environ.get("TEST_ARTIFACTS", "var/test-artifacts")) / name
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+# Text contrast from the colours the browser computed: alpha and opacity blended onto the
+# background behind each element. Takes a CSS selector; gives [name, ratio] for every matched
+# element with text of its own.
+CONTRAST_JS = """selector => {
+    const parse = c => {
+        const m = c.match(/rgba?\\(([^)]+)\\)/);
+        if (!m) throw new Error('unparsed colour ' + c);
+        const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
+        return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
+    };
+    const over = (top, under) => ({
+        r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
+        b: top.b * top.a + under.b * (1 - top.a), a: 1});
+    const background = el => {
+        const layers = [];
+        for (let e = el; e; e = e.parentElement) {
+            const c = parse(getComputedStyle(e).backgroundColor);
+            if (c.a > 0) { layers.push(c); if (c.a >= 1) break; }
+        }
+        return layers.reverse().reduce((acc, c) => over(c, acc), {r: 255, g: 255, b: 255, a: 1});
+    };
+    const opacity = el => {
+        let o = 1;
+        for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
+        return o;
+    };
+    const lum = c => {
+        const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
+        return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
+    };
+    const out = [];
+    for (const el of document.querySelectorAll(selector)) {
+        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
+        if (!own || el.closest('.visually-hidden')) continue;
+        const bg = background(el), fg = parse(getComputedStyle(el).color);
+        const text = over({...fg, a: fg.a * opacity(el)}, bg);
+        const [hi, lo] = [lum(text), lum(bg)].sort((a, b) => b - a);
+        const box = el.closest('.msg');
+        const name = (box ? box.className + ' ' : '') + (el.className || el.id || el.tagName);
+        out.push([name, (hi + 0.05) / (lo + 0.05)]);
+    }
+    return out;
+}"""

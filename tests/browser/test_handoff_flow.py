@@ -29,7 +29,7 @@ from bot.triage.engine import Triage
 from bot.users import add_user
 from bot.web.app import Services, build_services
 from tests.bot.web.test_dashboard import dashboard_app
-from tests.browser.conftest import LOCALE, PHONE_VIEWPORT
+from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -148,38 +148,6 @@ def chat_say(page: Page, text: str) -> None:
     page.wait_for_timeout(200)
 
 
-CONTRAST_JS = """selector => {
-    const parse = c => {
-        const m = c.match(/rgba?\\(([^)]+)\\)/);
-        if (!m) throw new Error('unparsed colour ' + c);
-        const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
-        return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
-    };
-    const over = (top, under) => ({
-        r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
-        b: top.b * top.a + under.b * (1 - top.a), a: 1});
-    const background = el => {
-        const layers = [];
-        for (let e = el; e; e = e.parentElement) {
-            const c = parse(getComputedStyle(e).backgroundColor);
-            if (c.a > 0) { layers.push(c); if (c.a >= 1) break; }
-        }
-        return layers.reverse().reduce((acc, c) => over(c, acc), {r: 255, g: 255, b: 255, a: 1});
-    };
-    const lum = c => {
-        const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-        return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
-    };
-    const out = [];
-    for (const el of document.querySelectorAll(selector)) {
-        const own = [...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim());
-        if (!own || el.closest('.visually-hidden')) continue;
-        const bg = background(el), fg = over(parse(getComputedStyle(el).color), bg);
-        const [hi, lo] = [lum(fg), lum(bg)].sort((a, b) => b - a);
-        out.push([el.tagName + '.' + el.className, (hi + 0.05) / (lo + 0.05)]);
-    }
-    return out;
-}"""
 
 
 def low_contrast(page: Page) -> list[tuple[str, float]]:

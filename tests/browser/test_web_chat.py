@@ -24,7 +24,7 @@ from bot.config import Settings
 from bot.storage.models import Author, Message
 from bot.triage.engine import Triage
 from bot.web.app import Services, build_services, create_app
-from tests.browser.conftest import LOCALE, PHONE_VIEWPORT
+from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -329,45 +329,7 @@ def test_accessibility_basics(page: Page, live: LiveServer, artifacts_dir: Path)
 
     # Text contrast of everything inside the bubbles, from the colours the browser computed
     # (alpha and opacity blended onto the background behind them).
-    ratios = page.evaluate("""() => {
-        const parse = c => {
-            const m = c.match(/rgba?\\(([^)]+)\\)/);
-            if (!m) throw new Error('unparsed colour ' + c);
-            const p = m[1].split(/[\\s,\\/]+/).filter(Boolean).map(Number);
-            return {r: p[0], g: p[1], b: p[2], a: p.length > 3 ? p[3] : 1};
-        };
-        const over = (top, under) => ({
-            r: top.r * top.a + under.r * (1 - top.a), g: top.g * top.a + under.g * (1 - top.a),
-            b: top.b * top.a + under.b * (1 - top.a), a: 1});
-        const background = el => {
-            const layers = [];
-            for (let e = el; e; e = e.parentElement) {
-                const c = parse(getComputedStyle(e).backgroundColor);
-                if (c.a > 0) { layers.push(c); if (c.a >= 1) break; }
-            }
-            return layers.reverse().reduce((acc, c) => over(c, acc), {r: 255, g: 255, b: 255, a: 1});
-        };
-        const opacity = el => {
-            let o = 1;
-            for (let e = el; e; e = e.parentElement) o *= parseFloat(getComputedStyle(e).opacity);
-            return o;
-        };
-        const lum = c => {
-            const f = v => { v /= 255; return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4); };
-            return 0.2126 * f(c.r) + 0.7152 * f(c.g) + 0.0722 * f(c.b);
-        };
-        const out = [];
-        const els = document.querySelectorAll('#log .msg, #log .msg *, #status, #hint, .intro');
-        for (const el of els) {
-            if (!el.textContent.trim()) continue;
-            const bg = background(el);
-            const fg = parse(getComputedStyle(el).color);
-            const text = over({...fg, a: fg.a * opacity(el)}, bg);
-            const [hi, lo] = [lum(text), lum(bg)].sort((a, b) => b - a);
-            out.push([el.className || el.id || el.tagName, (hi + 0.05) / (lo + 0.05)]);
-        }
-        return out;
-    }""")
+    ratios = page.evaluate(CONTRAST_JS, "#log .msg, #log .msg *, #status, #hint, .intro")
     names = {name for name, _ in ratios}
     assert any("bot" in n for n in names) and any("parent" in n for n in names), names
     low = [(name, round(ratio, 2)) for name, ratio in ratios if ratio < 4.5]
