@@ -10,6 +10,7 @@ Subcommands (their names and output are contracts):
   telegram set-webhook | telegram poll
   users add --role ROLE --username U [--display-name D] [--languages nl,en] [--password-stdin]
   users deactivate U | users activate U | users list
+  users phone U +316... | users phone U --clear   (the number the telephone line dials)
   handoff rebuild                       the queues' Redis index from SQL
   demo-data [--days 30] [--seed 1]       made-up anonymous statistics (not in production)
 """
@@ -306,7 +307,16 @@ def _user_factory(settings: Settings) -> Iterator[Any]:
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
     from bot.storage import db
     from bot.storage.models import Role
-    from bot.users import ROLE_NAMES, add_user, audit, generate_password, parse_languages
+    from bot.storage.crypto import AddressVault
+    from bot.users import (
+        ROLE_NAMES,
+        add_user,
+        audit,
+        generate_password,
+        normalize_phone,
+        parse_languages,
+        set_phone,
+    )
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -315,13 +325,18 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
         password = generate_password()
         generated = True
     role = Role(args.role)
+    phone = normalize_phone(args.phone) if args.phone else None  # refused before anything is added
     with _user_factory(settings) as factory, db.transaction(factory) as session:
         user = add_user(session, username=args.username,
                         display_name=args.display_name or args.username, role=role,
                         password=password, languages=parse_languages(args.languages))
         audit(session, "user_added", None, user=user.id, role=role.value, by="cli")
+        if phone is not None:
+            set_phone(session, user.id, phone, AddressVault(settings.secret))
+            audit(session, "user_phone_set", None, user=user.id, by="cli")
         username, display_name = user.username, user.display_name
-    print(f"added {username} ({display_name}), {ROLE_NAMES[role]}")
+    print(f"added {username} ({display_name}), {ROLE_NAMES[role]}"
+          + (", phone number for calls set" if phone else ""))
     if generated:
         print(f"password (shown once): {password}")
     return 0
@@ -397,6 +412,26 @@ def cmd_users_deactivate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_users_activate(args: argparse.Namespace, settings: Settings) -> int:
     return _cmd_users_set_active(args, settings, True)
+
+
+def cmd_users_phone(args: argparse.Namespace, settings: Settings) -> int:
+    """Set or clear a person's own number for calls (stored encrypted, never printed)."""
+    from bot.storage import db
+    from bot.storage.crypto import AddressVault
+    from bot.users import UserError, audit, find_user, normalize_phone, phone_hint, set_phone
+
+    if args.clear == bool(args.number):
+        raise UserError("Geef een telefoonnummer (+31612345678) of --clear, niet allebei.")
+    number = None if args.clear else normalize_phone(args.number)
+    vault = AddressVault(settings.secret)
+    with _user_factory(settings) as factory, db.transaction(factory) as session:
+        user = find_user(session, args.username)
+        set_phone(session, user.id, number, vault)
+        audit(session, "user_phone_cleared" if number is None else "user_phone_set", None,
+              user=user.id, by="cli")
+        username, hint = user.username, phone_hint(user, vault)
+    print(f"{username}: phone number for calls {hint or 'cleared'}")
+    return 0
 
 
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
@@ -524,7 +559,13 @@ def build_parser() -> argparse.ArgumentParser:
     users_add.add_argument("--languages", default="nl", help="language codes, e.g. nl,en")
     users_add.add_argument("--password-stdin", action="store_true",
                            help="read the password from the first line of stdin")
+    users_add.add_argument("--phone", help="their own number for calls, E.164 (+316...)")
     users_add.set_defaults(func=cmd_users_add)
+    users_phone = users.add_parser("phone", help="set or clear a user's number for calls")
+    users_phone.add_argument("username")
+    users_phone.add_argument("number", nargs="?", help="E.164, e.g. +31612345678")
+    users_phone.add_argument("--clear", action="store_true", help="remove the number")
+    users_phone.set_defaults(func=cmd_users_phone)
     users_deactivate = users.add_parser("deactivate",
                                         help="stop a user from logging in; ends their sessions")
     users_deactivate.add_argument("username")

@@ -84,6 +84,18 @@ class Settings(BaseSettings):
     twilio_whatsapp_from: str | None = Field(default=None, alias="TWILIO_WHATSAPP_FROM")
     twilio_whatsapp_template_sid: str | None = Field(default=None, alias="TWILIO_WHATSAPP_TEMPLATE_SID")
     twilio_api_base: str = Field(default="https://api.twilio.com", alias="TWILIO_API_BASE")
+    # The telephone line (bot.channels.voice): numbers a caller in danger is connected to when
+    # they press 1 (E.164; the public 113 and Veilig Thuis numbers), the speech-recognition
+    # confidence below which the caller is asked again, optional hold music, and how long a
+    # volunteer's or professional's phone rings.
+    voice_emergency_dial_113: str = Field(
+        default="+318000113", pattern=r"^\+[1-9][0-9]{6,14}$", alias="VOICE_EMERGENCY_DIAL_113")
+    voice_emergency_dial_veilig_thuis: str = Field(
+        default="+318002000", pattern=r"^\+[1-9][0-9]{6,14}$",
+        alias="VOICE_EMERGENCY_DIAL_VEILIG_THUIS")
+    voice_speech_confidence: float = Field(default=0.4, ge=0, le=1, alias="VOICE_SPEECH_CONFIDENCE")
+    voice_hold_music_url: str | None = Field(default=None, alias="VOICE_HOLD_MUSIC_URL")
+    voice_dial_timeout: int = Field(default=20, ge=5, le=120, alias="VOICE_DIAL_TIMEOUT_SECONDS")
     # Replies to one conversation go out at most this often: a burst is slowed, never dropped.
     reply_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="REPLY_INTERVAL_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
@@ -99,7 +111,7 @@ class Settings(BaseSettings):
     @field_validator(
         "database_url", "redis_url", "secret_key", "telegram_bot_token", "telegram_webhook_secret",
         "twilio_account_sid", "twilio_auth_token", "twilio_sms_from", "twilio_whatsapp_from",
-        "twilio_whatsapp_template_sid", mode="before",
+        "twilio_whatsapp_template_sid", "voice_hold_music_url", mode="before",
     )
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
@@ -144,6 +156,13 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError("must be an IANA time zone such as Europe/Amsterdam") from None
+        return value
+
+    @field_validator("voice_hold_music_url")
+    @classmethod
+    def _check_hold_music(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL (or empty for no music)")
         return value
 
     @field_validator("rasa_url", "public_base_url", "telegram_api_base", "twilio_api_base")

@@ -297,7 +297,7 @@ class Pipeline:
             return None
         if result is not None:
             message.triage = result.stored()
-            self._update_conversation(conversation, result)
+            self.update_conversation(conversation, result)
             facts.on_message(session, conversation,
                              after_hours=not self.hours[QueueName.volunteer].is_open(now, self.zone))
         status_before = conversation.status
@@ -376,7 +376,8 @@ class Pipeline:
         decision = Decision(replies=texts, awaiting=conversation.awaiting, welcomed=conversation.welcomed)
         return self._apply(session, conversation, message, decision, now)
 
-    def _update_conversation(self, conversation: Conversation, result: TriageResult) -> None:
+    def update_conversation(self, conversation: Conversation, result: TriageResult) -> None:
+        """A triage result joins the conversation: its themes, highest risk, route, language."""
         if result.theme is not Theme.none and result.theme.value not in (conversation.themes or []):
             conversation.themes = [*(conversation.themes or []), result.theme.value]
         conversation.highest_risk = Risk.highest(conversation.highest_risk, result.risk)

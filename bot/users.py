@@ -14,6 +14,7 @@ import logging
 import re
 import secrets
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -30,6 +31,8 @@ MIN_PASSWORD_CHARS = 10
 MAX_PASSWORD_CHARS = 1024  # argon2 would take any length; a megabyte "password" is an attack
 USERNAME = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
 LANGUAGE = re.compile(r"^[a-z]{2,3}$")
+# A person's own number for calls (the telephone line dials it): E.164, stored only encrypted.
+PHONE = re.compile(r"^\+[1-9][0-9]{6,14}$")
 
 # The Dutch name of each role, as the dashboard and the start-up lines show it.
 ROLE_NAMES: dict[Role, str] = {
@@ -129,6 +132,41 @@ def set_active(session: Session, user_id: str, active: bool) -> User:
     session.flush()
     logger.info("user %s %s", user_id, "activated" if active else "deactivated")
     return user
+
+
+def normalize_phone(number: str) -> str:
+    """A phone number as E.164 ("+31 6 1234 5678" and "0031612345678" -> "+31612345678");
+    UserError (without the number) otherwise."""
+    cleaned = re.sub(r"[\s().-]", "", number.strip())
+    if cleaned.startswith("00"):
+        cleaned = "+" + cleaned[2:]
+    if not PHONE.match(cleaned):
+        raise UserError("Telefoonnummer: gebruik het internationale formaat met landcode, "
+                        "bijvoorbeeld +31612345678.")
+    return cleaned
+
+
+def set_phone(session: Session, user_id: str, number: str | None, vault: Any) -> User:
+    """Set (E.164, encrypted with the AddressVault) or clear (None) a person's number for calls.
+    The number is never logged."""
+    user = session.get(User, user_id)
+    if user is None:
+        raise UserError("Deze gebruiker bestaat niet.")
+    user.phone_encrypted = None if number is None else vault.encrypt(normalize_phone(number))
+    session.flush()
+    logger.info("user %s: phone number for calls %s", user_id, "cleared" if number is None else "set")
+    return user
+
+
+def phone_hint(user: User, vault: Any) -> str | None:
+    """How the dashboard shows a person's number: never in full. None when there is none."""
+    if user.phone_encrypted is None:
+        return None
+    try:
+        number = vault.decrypt(user.phone_encrypted)
+    except Exception:  # another secret key: set it again
+        return "ingesteld (niet leesbaar, vul opnieuw in)"
+    return f"ingesteld (eindigt op {number.strip()[-2:]})"
 
 
 def audit(session: Session, action: str, user_id: str | None, **detail: object) -> None:

@@ -104,12 +104,18 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
     from bot.web.auth import Auth
 
     desk = Desk(settings, factory, redis_client, texts, catalogue, prefix=settings.redis_prefix)
+    vault = AddressVault(settings.secret)
+    if settings.twilio_enabled:
+        from bot.channels.voice import CallConnector
+
+        # Claiming a call on the dashboard connects it (or calls the parent back).
+        desk.on_claim_phone = CallConnector(settings, factory, vault)
     pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault,
                         on_change=desk.after_pipeline)
     desk.ensure_index()
     return Services(
         settings=settings, engine=engine, factory=factory, redis=redis_client, triage=triage,
-        catalogue=catalogue, texts=texts, vault=AddressVault(settings.secret), pipeline=pipeline,
+        catalogue=catalogue, texts=texts, vault=vault, pipeline=pipeline,
         desk=desk, auth=Auth(settings, factory, redis_client), senders=build_senders(settings),
     )
 
@@ -179,9 +185,10 @@ def create_app(
 
         app.include_router(telegram.build_router(get_services))
     if settings.twilio_enabled:
-        from bot.channels import twilio
+        from bot.channels import twilio, voice
 
         app.include_router(twilio.build_router(get_services))
+        app.include_router(voice.build_router(get_services))
 
     @app.get("/", include_in_schema=False)
     def root() -> RedirectResponse:

@@ -530,9 +530,13 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         add_user,
         audit,
         generate_password,
+        normalize_phone,
         parse_languages,
+        phone_hint,
         set_active,
+        set_phone,
     )
+    from bot.storage.crypto import AddressVault
 
     _templates["app"] = templates
     router = APIRouter()
@@ -612,9 +616,11 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         zone = ZoneInfo(auth.settings.timezone)
         last_login = {user.id: moment.astimezone(zone) for user in users
                       if (moment := aware(user.last_login_at)) is not None}
+        vault = AddressVault(auth.settings.secret)
+        phones = {user.id: hint for user in users if (hint := phone_hint(user, vault)) is not None}
         return templates.TemplateResponse(request, "dashboard/users.html", {
             "person": person, "csrf_token": person.csrf_token, "users": users,
-            "last_login": last_login,
+            "last_login": last_login, "phones": phones,
             "roles": [(role.value, ROLE_NAMES[role]) for role in Role],
             "role_names": {role.value: name for role, name in ROLE_NAMES.items()},
             "error": error, "notice": notice, "created": created, "form": form or {},
@@ -630,17 +636,22 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
             notice = "De gebruiker is gedeactiveerd; hun sessies zijn beëindigd."
         elif done == "geactiveerd":
             notice = "De gebruiker kan weer inloggen."
+        elif done == "telefoon":
+            notice = "Het telefoonnummer voor gesprekken is opgeslagen."
+        elif done == "telefoon-gewist":
+            notice = "Het telefoonnummer voor gesprekken is gewist."
         return users_page(request, person, notice=notice)
 
     @router.post("/dashboard/users", response_class=HTMLResponse)
     def users_add(request: Request, person: CoordinatorCsrf,
                   username: Annotated[str, Form()] = "", display_name: Annotated[str, Form()] = "",
                   role: Annotated[str, Form()] = "", languages: Annotated[str, Form()] = "nl",
-                  password: Annotated[str, Form()] = "") -> Response:
+                  password: Annotated[str, Form()] = "",
+                  phone: Annotated[str, Form()] = "") -> Response:
         """Coordinators: add a user (an empty password: one is generated and shown once)."""
         auth = get_auth(request)
         form = {"username": username[:_MAX_USERNAME], "display_name": display_name[:64],
-                "role": role, "languages": languages[:100]}
+                "role": role, "languages": languages[:100]}  # the phone is never shown back
         generated = not password
         secret = generate_password() if generated else password
         try:
@@ -648,10 +659,14 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
                 chosen = Role(role)
             except ValueError:
                 raise UserError("Kies een rol.") from None
+            number = normalize_phone(phone[:64]) if phone.strip() else None
             with db.transaction(auth.factory) as session:
                 user = add_user(session, username=username, display_name=display_name,
                                 role=chosen, password=secret, languages=parse_languages(languages))
                 audit(session, "user_added", person.user_id, user=user.id, role=chosen.value)
+                if number is not None:
+                    set_phone(session, user.id, number, AddressVault(auth.settings.secret))
+                    audit(session, "user_phone_set", person.user_id, user=user.id)
         except UserError as error:
             return users_page(request, person, status=400, error=str(error), form=form)
         created = {"username": user.username, "display_name": user.display_name,
@@ -680,6 +695,26 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
             logger.info("deactivated user %s: %s claimed conversation(s) back to the queue",
                         user_id, returned)
         return RedirectResponse("/dashboard/users?gedaan=gedeactiveerd", status_code=303)
+
+    @router.post("/dashboard/users/{user_id}/phone")
+    def users_phone(request: Request, user_id: str, person: CoordinatorCsrf,
+                    phone: Annotated[str, Form()] = "",
+                    clear: Annotated[str, Form()] = "") -> Response:
+        """Coordinators: set or clear a person's own number for calls (the telephone line dials
+        it; stored encrypted, shown only by its last two digits)."""
+        auth = get_auth(request)
+        number = None if clear else phone[:64]
+        try:
+            if number is not None and not number.strip():
+                raise UserError("Vul een telefoonnummer in, of kies Wissen.")
+            with db.transaction(auth.factory) as session:
+                set_phone(session, user_id, number, AddressVault(auth.settings.secret))
+                audit(session, "user_phone_cleared" if number is None else "user_phone_set",
+                      person.user_id, user=user_id)
+        except UserError as error:
+            return users_page(request, person, status=400, error=str(error))
+        done = "telefoon-gewist" if number is None else "telefoon"
+        return RedirectResponse(f"/dashboard/users?gedaan={done}", status_code=303)
 
     @router.post("/dashboard/users/{user_id}/activate")
     def users_activate(request: Request, user_id: str, person: CoordinatorCsrf) -> Response:

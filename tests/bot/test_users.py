@@ -363,3 +363,75 @@ def test_cli_deactivate_ends_the_shift_and_returns_claims(
         back = session.get(Conversation, conversation.id)
         assert back is not None and back.status is ConversationStatus.queued
         assert back.claimed_by is None
+
+
+# A person's own number for calls -------------------------------------------------------------
+
+
+def test_normalize_and_set_phone(settings: Settings, factory: sessionmaker[Session],
+                                 caplog: pytest.LogCaptureFixture) -> None:
+    from bot.storage.crypto import AddressVault
+    from bot.users import normalize_phone, phone_hint, set_phone
+
+    assert normalize_phone("+31 6 1234-5678") == "+31612345678"
+    assert normalize_phone("0031612345678") == "+31612345678"
+    for bad in ("0612345678", "+0612345678", "+31 6 abc", "", "+1234"):
+        with pytest.raises(UserError, match="landcode") as refused:
+            normalize_phone(bad)
+        assert bad.strip() == "" or bad not in str(refused.value)
+    vault = AddressVault(settings.secret)
+    caplog.set_level("DEBUG")
+    with db.transaction(factory) as session:
+        user = add_user(session, username="beller", display_name="B", role=Role.volunteer,
+                        password=PASSWORD)
+        assert phone_hint(user, vault) is None
+        set_phone(session, user.id, "+31 6 1234 5678", vault)
+        assert user.phone_encrypted is not None and b"5678" not in user.phone_encrypted
+        assert vault.decrypt(user.phone_encrypted) == "+31612345678"
+        assert phone_hint(user, vault) == "ingesteld (eindigt op 78)"
+        with pytest.raises(UserError):
+            set_phone(session, user.id, "06-12345678", vault)
+        assert vault.decrypt(user.phone_encrypted) == "+31612345678"  # unchanged
+        set_phone(session, user.id, None, vault)
+        assert user.phone_encrypted is None
+        with pytest.raises(UserError, match="bestaat niet"):
+            set_phone(session, "niemand", "+31612345678", vault)
+    assert not any("5678" in r.getMessage() for r in caplog.records)
+
+
+def test_cli_phone_on_add_set_and_clear(cli_env: Settings, factory: sessionmaker[Session],
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.storage.crypto import AddressVault
+
+    vault = AddressVault(cli_env.secret)
+    assert cli.main(["users", "add", "--role", "volunteer", "--username", "tel",
+                     "--phone", "+31612345678"]) == 0
+    out = capsys.readouterr().out
+    assert "phone number for calls set" in out and "+3161234" not in out
+    user = user_named(factory, "tel")
+    assert user is not None and user.phone_encrypted is not None
+    assert vault.decrypt(user.phone_encrypted) == "+31612345678"
+    # A bad number refuses the whole add.
+    assert cli.main(["users", "add", "--role", "volunteer", "--username", "fout",
+                     "--phone", "0612345678"]) == 1
+    assert "landcode" in capsys.readouterr().err
+    assert user_named(factory, "fout") is None
+
+    assert cli.main(["users", "phone", "tel", "+31 6 9876 5432"]) == 0
+    out = capsys.readouterr().out
+    assert out == "tel: phone number for calls ingesteld (eindigt op 32)\n"
+    user = user_named(factory, "tel")
+    assert user is not None and vault.decrypt(user.phone_encrypted or b"") == "+31698765432"
+    assert cli.main(["users", "phone", "tel", "--clear"]) == 0
+    assert capsys.readouterr().out == "tel: phone number for calls cleared\n"
+    user = user_named(factory, "tel")
+    assert user is not None and user.phone_encrypted is None
+    assert cli.main(["users", "phone", "tel"]) == 1  # neither a number nor --clear
+    assert cli.main(["users", "phone", "tel", "+31612345678", "--clear"]) == 1
+    assert cli.main(["users", "phone", "niemand", "+31612345678"]) == 1
+    assert "bestaat niet" in capsys.readouterr().err
+    with factory() as session:
+        actions = [row.action for row in session.scalars(select(AuditLog).order_by(AuditLog.id))]
+        details = [row.detail for row in session.scalars(select(AuditLog))]
+    assert actions.count("user_phone_set") == 2 and actions.count("user_phone_cleared") == 1
+    assert "5432" not in repr(details) and "5678" not in repr(details)

@@ -45,6 +45,8 @@ PUBLIC_BASE_URL = "https://hulp.oudertelefoon.example"
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 _MESSAGES = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-f]{32})/Messages\.json$")
+_CALLS = re.compile(r"^/2010-04-01/Accounts/(?P<sid>AC[0-9a-f]{32})/Calls"
+                    r"(?:/(?P<call>CA[0-9a-f]{32}))?\.json$")
 
 
 def payload(name: str, **fields: str) -> dict[str, str]:
@@ -91,6 +93,16 @@ class SentMessage:
     params: dict[str, str]
 
 
+@dataclass(frozen=True)
+class CallRequest:
+    """One request to the Calls API: "create" (POST Calls.json, a new outbound call) or "update"
+    (POST Calls/<sid>.json, e.g. a redirect of a live call to a new TwiML Url)."""
+
+    kind: str
+    call_sid: str
+    params: dict[str, str]
+
+
 @dataclass
 class _Failure:
     skip: int  # calls that still succeed before the failures start
@@ -107,6 +119,8 @@ class FakeTwilio:
     auth_token: str = AUTH_TOKEN
     sent: list[SentMessage] = field(default_factory=list)
     calls: int = 0  # every POST to Messages.json, failed or not
+    call_requests: list[CallRequest] = field(default_factory=list)  # the Calls API, accepted
+    call_failure: tuple[int, int] | None = None  # (HTTP status, Twilio code) of the next Calls POST
     _failure: _Failure | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _server: ThreadingHTTPServer | None = None
@@ -165,13 +179,16 @@ class FakeTwilio:
     # The API --------------------------------------------------------------------------------
 
     def _answer(self, path: str, authorization: str, raw: str) -> tuple[int, dict[str, Any]]:
-        match = _MESSAGES.match(urlsplit(path).path)
+        calls = _CALLS.match(urlsplit(path).path)
+        match = _MESSAGES.match(urlsplit(path).path) or calls
         if match is None:
             return 404, _error(20404, "The requested resource was not found", 404)
         expected = base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
         if authorization != f"Basic {expected}" or match["sid"] != self.account_sid:
             return 401, _error(20003, "Authenticate", 401)
         params = dict(parse_qsl(raw, keep_blank_values=True))
+        if calls is not None:
+            return self._call(calls["call"], params)
         with self._lock:
             self.calls += 1
             failure = self._failure
@@ -229,6 +246,71 @@ class FakeTwilio:
             "uri": f"/2010-04-01/Accounts/{self.account_sid}/Messages/{sid}.json",
         }
 
+
+    def _call(self, call_sid: str | None, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Calls.json (create: To, From, Url required) or Calls/<sid>.json (update: Url, or
+        Status=completed/canceled), answered with Twilio's call resource."""
+        with self._lock:
+            failure, self.call_failure = self.call_failure, None
+        if failure is not None:
+            status, code = failure
+            return status, _error(code, _CALL_ERRORS.get(code, "Error").format(
+                To=params.get("To", "")), status)
+        url = params.get("Url") or params.get("Twiml")
+        if call_sid is None:
+            if not params.get("To"):
+                return 400, _error(21201, "No 'To' number is specified", 400)
+            if not params.get("From"):
+                return 400, _error(21213, "No 'From' number is specified", 400)
+            if not url:
+                return 400, _error(21205, "Url parameter is required.", 400)
+            sid, kind, status, direction = new_sid("CA"), "create", "queued", "outbound-api"
+            to, sender = params["To"], params["From"]
+        else:
+            if not url and params.get("Status") not in ("completed", "canceled"):
+                return 400, _error(20001, "Missing required parameter Url, Twiml or Status", 400)
+            sid, kind, status, direction = call_sid, "update", "in-progress", "inbound"
+            to, sender = "", ""
+        with self._lock:
+            self.call_requests.append(CallRequest(kind=kind, call_sid=sid, params=params))
+        now = format_datetime(datetime.now(timezone.utc))
+        uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}"
+        return (201 if kind == "create" else 200), {
+            "account_sid": self.account_sid,
+            "annotation": None,
+            "answered_by": None,
+            "api_version": "2010-04-01",
+            "caller_name": None,
+            "date_created": now,
+            "date_updated": now,
+            "direction": direction,
+            "duration": None,
+            "end_time": None,
+            "forwarded_from": None,
+            "from": sender,
+            "from_formatted": sender,
+            "group_sid": None,
+            "parent_call_sid": None,
+            "phone_number_sid": None,
+            "price": None,
+            "price_unit": "USD",
+            "queue_time": "0",
+            "sid": sid,
+            "start_time": None,
+            "status": status,
+            "subresource_uris": {"notifications": f"{uri}/Notifications.json",
+                                 "recordings": f"{uri}/Recordings.json"},
+            "to": to,
+            "to_formatted": to,
+            "trunk_sid": None,
+            "uri": f"{uri}.json",
+        }
+
+
+_CALL_ERRORS = {
+    21220: "Unable to update record. Call is not in-progress. Cannot redirect.",
+    21211: "Invalid 'To' Phone Number: {To}",
+}
 
 _ERRORS = {
     21211: "The 'To' number {To} is not a valid phone number.",

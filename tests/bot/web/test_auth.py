@@ -571,3 +571,61 @@ def test_users_page_lists_users(services: Services, client: TestClient) -> None:
     assert "nooit" in html  # lijst-hulp never logged in
     assert '<label for="new-username">' in html and 'name="csrf_token"' in html
     assert PASSWORD not in html and "$argon2" not in html
+
+
+def test_phone_number_for_calls_on_the_users_page(services: Services, client: TestClient) -> None:
+    coordinator = add(services, "tel-coord", Role.coordinator)
+    volunteer = add(services, "tel-vrijw", Role.volunteer)
+    login(client, "tel-coord")
+    csrf = session_csrf(client)
+    assert "niet ingesteld" in client.get("/dashboard/users").text
+    response = client.post(f"/dashboard/users/{volunteer}/phone",
+                           data={"csrf_token": csrf, "phone": "+31 6 1234 5612"})
+    assert response.status_code == 303
+    assert response.headers["location"] == "/dashboard/users?gedaan=telefoon"
+    with services.factory() as session:
+        user = session.get(User, volunteer)
+        assert user is not None and user.phone_encrypted is not None
+        assert services.vault.decrypt(user.phone_encrypted) == "+31612345612"
+    page = client.get(response.headers["location"]).text
+    assert "ingesteld (eindigt op 12)" in page and "opgeslagen" in page
+    for shown in ("612345612", "1234 5612", "2345612"):
+        assert shown not in page  # never shown back in full
+    [row] = audit_rows(services, "user_phone_set")
+    assert row.user_id == coordinator and row.detail == {"user": volunteer}
+    # A bad number: refused, not stored, not shown back.
+    bad = client.post(f"/dashboard/users/{volunteer}/phone",
+                      data={"csrf_token": csrf, "phone": "0687654321"})
+    assert bad.status_code == 400 and "landcode" in alert(bad.text)
+    assert "0687654321" not in bad.text
+    assert client.post(f"/dashboard/users/{volunteer}/phone",
+                       data={"csrf_token": csrf, "phone": " "}).status_code == 400
+    # No CSRF token: refused.
+    assert client.post(f"/dashboard/users/{volunteer}/phone",
+                       data={"phone": "+31612345678"}).status_code == 403
+    # Cleared.
+    cleared = client.post(f"/dashboard/users/{volunteer}/phone",
+                          data={"csrf_token": csrf, "clear": "1"})
+    assert cleared.status_code == 303
+    with services.factory() as session:
+        user = session.get(User, volunteer)
+        assert user is not None and user.phone_encrypted is None
+    assert len(audit_rows(services, "user_phone_cleared")) == 1
+    # Set when adding a user.
+    added = client.post("/dashboard/users", data={
+        "csrf_token": csrf, "username": "met-tel", "display_name": "T", "role": "professional",
+        "phone": "+31699999977"})
+    assert added.status_code == 200, added.text
+    assert "ingesteld (eindigt op 77)" in added.text and "+31699999977" not in added.text
+
+
+def test_only_coordinators_set_phone_numbers(services: Services, client: TestClient) -> None:
+    add(services, "gewoon", Role.volunteer)
+    other = add(services, "ander", Role.volunteer)
+    login(client, "gewoon")
+    response = client.post(f"/dashboard/users/{other}/phone",
+                           data={"phone": "+31612345678", "csrf_token": "x"})
+    assert response.status_code in (403, 303)
+    with services.factory() as session:
+        user = session.get(User, other)
+        assert user is not None and user.phone_encrypted is None
