@@ -8,14 +8,24 @@ fixtures are skipped, with the reason, when the binary or the playwright package
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+import uvicorn
+
+from bot.config import Settings
+from bot.web.app import Services, create_app
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -129,3 +139,52 @@ CONTRAST_JS = """selector => {
     }
     return out;
 }"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class LiveServer:
+    """The real app (bot.web.app.create_app, with its worker) under uvicorn in a background
+    thread. stop() and start() again use the same port and services, as a restart does."""
+
+    def __init__(self, settings: Settings, services: Services, port: int | None = None) -> None:
+        self.settings = settings
+        self.services = services
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        app = create_app(self.settings, self.services, run_worker=True)
+        # Open event streams (the dashboard's) must not hold up the end of a test.
+        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                timeout_graceful_shutdown=2)
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}",
+                                        daemon=True)
+        self._thread.start()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if not self._thread.is_alive():
+                raise RuntimeError("uvicorn stopped while starting")
+            try:
+                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
+                    if response.status == 200 and json.load(response)["status"] == "ok":
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.05)
+        raise RuntimeError("the service did not answer /health in time")
+
+    def stop(self) -> None:
+        if self._server is None or self._thread is None:
+            return
+        self._server.should_exit = True
+        self._thread.join(timeout=15)
+        assert not self._thread.is_alive(), "uvicorn did not stop"
+        self._server = self._thread = None

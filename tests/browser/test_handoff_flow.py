@@ -8,18 +8,12 @@ live. Screenshots of each page go to artifacts_dir.
 
 from __future__ import annotations
 
-import json
 import re
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from bot.config import Settings
@@ -27,9 +21,8 @@ from bot.storage import db
 from bot.storage.models import Conversation, ConversationStatus, Handoff, HandoffStatus, Role
 from bot.triage.engine import Triage
 from bot.users import add_user
-from bot.web.app import Services, build_services
-from tests.bot.web.test_dashboard import dashboard_app
-from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT
+from bot.web.app import build_services
+from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT, LiveServer
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, BrowserContext, Page
@@ -41,48 +34,7 @@ PASSWORD = "een-lang-wachtwoord"
 LONELY = "Ik wil graag met iemand praten, ik voel me zo alleen"
 
 
-def free_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class Live:
-    """The real app with the dashboard under uvicorn in a background thread."""
-
-    def __init__(self, settings: Settings, services: Services) -> None:
-        self.settings = settings
-        self.services = services
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        app = dashboard_app(settings, services, run_worker=True)
-        # Open event streams must not hold up the end of a test.
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
-                                timeout_graceful_shutdown=2)
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, name=f"uvicorn-{self.port}", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if not self.thread.is_alive():
-                raise RuntimeError("uvicorn stopped while starting")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200 and json.load(response)["status"] == "ok":
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the service did not answer /health in time")
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=15)
-        assert not self.thread.is_alive(), "uvicorn did not stop"
+Live = LiveServer  # the app with its worker, served for real
 
 
 @pytest.fixture

@@ -13,14 +13,12 @@ from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 import pytest
-from fastapi.templating import Jinja2Templates
 
 from bot.config import Settings
 from bot.storage import db
 from bot.storage.models import Channel, ContactFact, ContactTheme, Role, utcnow
 from bot.triage.engine import Triage
-from bot.web.app import WEB_DIR, build_services
-from tests.bot.web.test_dashboard import app_routes
+from bot.web.app import build_services
 from tests.browser.test_handoff_flow import WAIT_MS, Live, log_in, make_user, shot
 
 if TYPE_CHECKING:
@@ -33,11 +31,6 @@ DESKTOP = {"width": 1280, "height": 900}
 def live(settings: Settings, triage: Triage) -> Iterator[Live]:
     services = build_services(settings, triage=triage)
     server = Live(settings, services)
-    app = server.server.config.app
-    if not any(path == "/dashboard/stats" for path, _ in app_routes(app)):
-        from bot.web import stats
-
-        app.include_router(stats.build_router(Jinja2Templates(directory=WEB_DIR / "templates")))
     seed(server)
     server.start()
     try:

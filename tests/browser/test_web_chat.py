@@ -7,24 +7,18 @@ database when DATABASE_URL is set) and a phone-sized Chromium. Screenshots go to
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from bot.config import Settings
 from bot.storage.models import Author, Message
 from bot.triage.engine import Triage
-from bot.web.app import Services, build_services, create_app
-from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT
+from bot.web.app import build_services
+from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT, LiveServer, free_port
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -33,53 +27,6 @@ WAIT_MS = 10_000
 
 BOTS = "#log .msg.bot"
 PARENTS = "#log .msg.parent"
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class LiveServer:
-    """The real app under uvicorn in a background thread; stop() and start() again on the same
-    port with the same services, as a restart of the service does."""
-
-    def __init__(self, settings: Settings, services: Services, port: int) -> None:
-        self.settings = settings
-        self.services = services
-        self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
-
-    def start(self) -> None:
-        app = create_app(self.settings, self.services, run_worker=True)
-        config = uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"uvicorn-{self.port}",
-                                        daemon=True)
-        self._thread.start()
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if not self._thread.is_alive():
-                raise RuntimeError("uvicorn stopped while starting")
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=2) as response:
-                    if response.status == 200 and json.load(response)["status"] == "ok":
-                        return
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("the service did not answer /health in time")
-
-    def stop(self) -> None:
-        if self._server is None or self._thread is None:
-            return
-        self._server.should_exit = True
-        self._thread.join(timeout=15)
-        assert not self._thread.is_alive(), "uvicorn did not stop"
-        self._server = self._thread = None
 
 
 @pytest.fixture
