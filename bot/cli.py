@@ -119,13 +119,18 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
     from bot.triage.evaluate import evaluate, format_report
     from bot.triage.nludata import data_files, load
 
-    path = Path(args.data) if args.data else settings.nlu_dir / "test"
-    data = load(data_files(path))
-    report = evaluate(_triage(settings, args.backend), data)
+    paths = [Path(args.data)] if args.data else [settings.nlu_dir / "test", settings.nlu_dir / "validation"]
+    triage = _triage(settings, args.backend)
+    reports = {}
+    for path in paths:
+        if not args.data and not path.exists():
+            continue
+        reports[str(path)] = evaluate(triage, load(data_files(path)))
     if args.json:
-        print(json.dumps(report.as_dict(), ensure_ascii=False, indent=2))
+        out = {name: report.as_dict() for name, report in reports.items()}
+        print(json.dumps(out if len(out) > 1 else next(iter(out.values())), ensure_ascii=False, indent=2))
     else:
-        print(format_report(report))
+        print("\n\n".join(f"== {name}\n{format_report(report)}" for name, report in reports.items()))
     return 0
 
 
@@ -499,7 +504,8 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_train = nlu.add_parser("train", help="train the embedded model on data/nlu")
     nlu_train.set_defaults(func=cmd_nlu_train)
     nlu_test = nlu.add_parser("test", help="per-intent precision, recall and F1 on a test split")
-    nlu_test.add_argument("--data", metavar="PATH", help="file or folder (default data/nlu/test)")
+    nlu_test.add_argument("--data", metavar="PATH",
+                          help="file or folder (default: data/nlu/test, then data/nlu/validation)")
     nlu_test.add_argument("--json", action="store_true", help="machine-readable output")
     nlu_test.add_argument("--backend", choices=[b.value for b in NLUBackendName], help="override NLU_BACKEND")
     nlu_test.set_defaults(func=cmd_nlu_test)

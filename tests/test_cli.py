@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import REPO_ROOT
 
-KEYS = ["text", "theme", "intent", "confidence", "risk", "route", "language", "backend"]
+KEYS = ["text", "theme", "intent", "confidence", "risk", "route", "language", "backend", "danger"]
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +38,7 @@ def test_triage_prints_one_json_object(cli_env: dict[str, str]) -> None:
     obj = json.loads(lines[0])
     assert list(obj) == KEYS
     assert obj["risk"] == "acute" and obj["route"] == "emergency"
+    assert obj["danger"] == "suicide"
     assert obj["text"] == "ik wil niet meer wakker worden"
 
 

@@ -27,11 +27,31 @@ from sklearn.svm import LinearSVC
 
 from bot.triage.nludata import NLUData, load_training
 from bot.triage.text import CLASSIFIER_MAX_CHARS, Synonyms, normalize
-from bot.triage.types import Risk
+from bot.triage.types import Danger, Risk, Theme
 
 logger = logging.getLogger(__name__)
 
-MODEL_FORMAT = 4
+MODEL_FORMAT = 5
+# An acute example without a labelled danger kind takes the kind its theme most often means.
+_ACUTE_DANGER_BY_THEME = {
+    Theme.mental_health.value: Danger.suicide,
+    Theme.domestic_violence.value: Danger.violence_now,
+    Theme.child_health.value: Danger.medical_child,
+    Theme.baby_care.value: Danger.medical_child,
+    Theme.pregnancy.value: Danger.medical_pregnancy,
+    Theme.parenting.value: Danger.child_in_danger,
+    Theme.addiction.value: Danger.child_in_danger,
+    Theme.housing.value: Danger.homeless_now,
+}
+
+
+def danger_label(example: NLUData | Any) -> Danger:
+    """The danger kind an example teaches: its label, else (acute only) its theme's usual kind."""
+    if example.danger is not None:
+        return example.danger if example.risk.rank >= Risk.high.rank else Danger.none
+    if example.risk is Risk.acute:
+        return _ACUTE_DANGER_BY_THEME.get(example.intent, Danger.suicide)
+    return Danger.none
 RANKING_LENGTH = 10
 
 
@@ -99,6 +119,8 @@ class EmbeddedModel:
         self.chars = _char_features()
         self.intent_clf = _classifier()
         self.risk_clf = _classifier(balanced=False)
+        # Danger kind, learnt from the high and acute examples only.
+        self.danger_clf: CalibratedLinear | None = _classifier()
         self.fingerprint = ""
         # The intent and the risk classifier usually read the same text: vectorise it once.
         self._last: tuple[str, spmatrix] | None = None
@@ -111,6 +133,13 @@ class EmbeddedModel:
         matrix = hstack([self.words.fit_transform(texts), self.chars.fit_transform(texts)]).tocsr()
         self.intent_clf.fit(matrix, data.intents())
         self.risk_clf.fit(matrix, [e.risk.value for e in data.examples])
+        rows = [i for i, e in enumerate(data.examples) if e.risk.rank >= Risk.high.rank]
+        labels = [danger_label(data.examples[i]).value for i in rows]
+        if len(set(labels)) >= 3:
+            assert self.danger_clf is not None
+            self.danger_clf.fit(matrix[rows], labels)
+        else:
+            self.danger_clf = None
         self.fingerprint = data.fingerprint()
         return self
 
@@ -130,6 +159,12 @@ class EmbeddedModel:
 
     def risk_probabilities(self, text: str) -> dict[Risk, float]:
         return self._risks(self.vectorize(text))
+
+    def danger_probabilities(self, text: str) -> dict[Danger, float]:
+        if self.danger_clf is None:
+            return {}
+        probabilities = self.danger_clf.predict_proba(self.vectorize(text))[0]
+        return {Danger(str(label)): float(p) for label, p in zip(self.danger_clf.classes_, probabilities)}
 
     def _intents(self, vector: spmatrix) -> list[tuple[str, float]]:
         probabilities = self.intent_clf.predict_proba(vector)[0]

@@ -15,12 +15,14 @@ from bot.config import NLUBackendName, Settings
 from bot.triage.embedded import EmbeddedBackend, EmbeddedModel, load_or_train
 from bot.triage.language import LanguageGuesser
 from bot.triage.rasa import FallbackBackend, NLUBackend, RasaBackend
+from bot.triage.redflags import RedFlags
 from bot.triage.risk import RiskDetector, RiskRules
-from bot.triage.routing import needs_clarification, risk_floor, route
+from bot.triage.routing import is_question, needs_clarification, risk_floor, route
 from bot.triage.text import CLASSIFIER_MAX_CHARS
 from bot.triage.types import (
     CONVERSATION_INTENTS,
     FALLBACK_INTENT,
+    Danger,
     THEMES,
     Language,
     Risk,
@@ -32,7 +34,9 @@ logger = logging.getLogger(__name__)
 
 # Above this confidence a conversation intent (yes, no, goodbye...) makes the risk model stricter.
 _CONVERSATIONAL_CONFIDENCE = 0.5
-CONTRACT_KEYS = ("text", "theme", "intent", "confidence", "risk", "route", "language", "backend")
+CONTRACT_KEYS = (
+    "text", "theme", "intent", "confidence", "risk", "route", "language", "backend", "danger"
+)
 
 
 @dataclass(frozen=True)
@@ -52,6 +56,7 @@ class TriageResult:
     clarify: bool = False
     intent_ranking: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     language_code: str = "nl"  # finer than `language`: tr, pl, ar ... for the handover
+    danger: Danger = Danger.none
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -63,6 +68,7 @@ class TriageResult:
             "route": self.route.value,
             "language": self.language.value,
             "backend": self.backend,
+            "danger": self.danger.value,
         }
 
     def stored(self) -> dict[str, Any]:
@@ -73,6 +79,7 @@ class TriageResult:
         data["risk"] = self.risk.value
         data["route"] = self.route.value
         data["language"] = self.language.value
+        data["danger"] = self.danger.value
         data["intent_ranking"] = [[n, round(c, 4)] for n, c in self.intent_ranking[:3]]
         data["risk_reasons"] = list(self.risk_reasons)
         return data
@@ -102,7 +109,11 @@ class Triage:
             backend = FallbackBackend(RasaBackend(settings.rasa_url, settings.rasa_timeout), embedded)
         return cls(
             backend=backend,
-            risk=RiskDetector(RiskRules.load(settings.risk_dir / "rules.yml"), model),
+            risk=RiskDetector(
+                RiskRules.load(settings.risk_dir / "rules.yml"),
+                model,
+                RedFlags.load(settings.risk_dir / "red_flags.yml"),
+            ),
             language=LanguageGuesser.load(settings.data_dir / "language.yml"),
             threshold=settings.theme_threshold,
         )
@@ -149,7 +160,7 @@ class Triage:
             intent=intent,
             confidence=confidence,
             risk=risk,
-            route=route(theme, intent, risk),
+            route=route(theme, intent, risk, is_question(text)),
             language=language,
             backend=backend_name,
             risk_category=assessment.category if risk.rank >= Risk.high.rank else None,
@@ -157,6 +168,7 @@ class Triage:
             clarify=needs_clarification(theme, intent, risk),
             intent_ranking=ranking,
             language_code=language_code,
+            danger=assessment.danger if risk.rank >= Risk.high.rank else Danger.none,
         )
 
 

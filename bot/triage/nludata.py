@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from bot.errors import NLUDataError
-from bot.triage.types import ALL_INTENTS, Risk
+from bot.triage.types import ALL_INTENTS, Danger, Risk, Route
 
 # [text](entity), [text]{"entity": ...} and [text][...] annotations become plain text.
 _ENTITY_ANNOTATION = re.compile(r"\[([^\]]+)\](?:\([^)]*\)|\{[^}]*\}|\[[^\]]*\])")
@@ -30,6 +30,9 @@ class Example:
     intent: str
     risk: Risk
     source: str
+    # Labelled danger kind and route, where the data gives them (validation sets do).
+    danger: Danger | None = None
+    route: Route | None = None
 
 
 @dataclass
@@ -109,6 +112,24 @@ def _block_lines(value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     raise NLUDataError(f"{where}: 'examples' must be a '- line' block or a list")
 
 
+def _danger(meta: dict[str, Any], where: str) -> Danger | None:
+    if "danger" not in meta:
+        return None
+    try:
+        return Danger(str(meta["danger"]))
+    except ValueError:
+        raise NLUDataError(f"{where}: metadata danger {meta['danger']!r} is not a danger kind") from None
+
+
+def _route(meta: dict[str, Any], where: str) -> Route | None:
+    if "route" not in meta:
+        return None
+    try:
+        return Route(str(meta["route"]))
+    except ValueError:
+        raise NLUDataError(f"{where}: metadata route {meta['route']!r} is not a route") from None
+
+
 def _risk(meta: dict[str, Any], where: str) -> Risk | None:
     if "risk" not in meta:
         return None
@@ -139,13 +160,19 @@ def load(paths: list[Path], *, known_intents: tuple[str, ...] = ALL_INTENTS) -> 
                 where = f"{path}: intent '{intent}' (nlu item {index})"
                 if intent not in known_intents:
                     raise NLUDataError(f"{where}: not a taxonomy theme or conversation intent")
-                block_risk = _risk(item.get("metadata") or {}, where) or Risk.none
+                block_meta = item.get("metadata") or {}
+                if not isinstance(block_meta, dict):
+                    raise NLUDataError(f"{where}: metadata must be a mapping")
+                block_risk = _risk(block_meta, where) or Risk.none
+                block_danger = _danger(block_meta, where)
                 for text, meta in _block_lines(item.get("examples"), where):
                     plain = _ENTITY_ANNOTATION.sub(r"\1", text).strip()
                     if not plain:
                         raise NLUDataError(f"{where}: empty example")
                     risk = _risk(meta, where) or block_risk
-                    data.examples.append(Example(plain, intent, risk, path.name))
+                    danger = _danger(meta, where) or block_danger
+                    route = _route(meta, where) or _route(block_meta, where)
+                    data.examples.append(Example(plain, intent, risk, path.name, danger, route))
             elif "synonym" in item:
                 canonical = str(item["synonym"])
                 for text, _ in _block_lines(item.get("examples"), f"{path}: synonym {canonical}"):

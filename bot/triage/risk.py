@@ -25,8 +25,10 @@ from typing import Any, Protocol
 import yaml
 
 from bot.errors import DataError
+from bot.triage.entities import Facts, extract
+from bot.triage.redflags import RedFlags
 from bot.triage.text import RISK_MAX_CHARS, normalize
-from bot.triage.types import Risk, Theme
+from bot.triage.types import Danger, Risk, Theme
 
 NEUTRAL = " _ "
 _MIN_WORDS = 3
@@ -38,6 +40,8 @@ _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?", re.UNICODE)
 class RiskModel(Protocol):
     def risk_probabilities(self, text: str) -> dict[Risk, float]: ...
 
+    def danger_probabilities(self, text: str) -> dict[Danger, float]: ...
+
 
 @dataclass(frozen=True)
 class Rule:
@@ -46,6 +50,9 @@ class Rule:
     category: str
     patterns: tuple[re.Pattern[str], ...]
     negatable: bool = True
+    danger: Danger = Danger.none
+    # A medical rule does not count in a hypothetical or for a danger that is over.
+    guarded: bool = False
 
 
 @dataclass(frozen=True)
@@ -55,6 +62,8 @@ class Hit:
     category: str
     negated: bool
     span: tuple[int, int]
+    danger: Danger = Danger.none
+    guarded: bool = False
 
 
 @dataclass
@@ -64,6 +73,8 @@ class RiskAssessment:
     reasons: list[str] = field(default_factory=list)
     model_probabilities: dict[str, float] = field(default_factory=dict)
     neutralised_text: str = ""
+    danger: Danger = Danger.none
+    facts: Facts = field(default_factory=Facts)
 
 
 @dataclass(frozen=True)
@@ -93,6 +104,7 @@ class RiskRules:
     ) -> None:
         self.rules = rules
         self.idioms = idioms
+        self.idiom_sources: list[str] = []
         self.negations = negations
         self.window = window
         self.fillers = fillers
@@ -133,6 +145,12 @@ class RiskRules:
                 raise DataError(
                     f"{path}: rule '{rule_id}': field 'level': {item.get('level')!r} is not a risk level"
                 ) from None
+            try:
+                danger = Danger(str(item.get("danger", "none")))
+            except ValueError:
+                raise DataError(
+                    f"{path}: rule '{rule_id}': field 'danger': {item.get('danger')!r} is not a danger kind"
+                ) from None
             rules.append(
                 Rule(
                     id=rule_id,
@@ -140,24 +158,31 @@ class RiskRules:
                     category=str(item.get("category", "general")),
                     patterns=compile_all(item.get("patterns"), f"rule '{rule_id}'"),
                     negatable=bool(item.get("negatable", True)),
+                    danger=danger,
+                    guarded=bool(item.get("guarded", False)),
                 )
             )
         if not rules:
             raise DataError(f"{path}: no rules")
-        idioms = list(compile_all(document.get("idioms"), "idioms"))
+        intensifiers = [str(w) for w in document.get("intensifiers") or []]
+        sources = [str(i) for i in document.get("idioms") or []]
+        idioms = list(compile_all([_loosen(i, intensifiers) for i in sources], "idioms"))
         negation = document.get("negation") or {}
         words = {normalize(str(w)) for w in negation.get("words") or []}
         thresholds = Thresholds(**(document.get("model_thresholds") or {}))
         fillers = frozenset(normalize(str(w)) for w in negation.get("fillers") or [])
-        return cls(rules, idioms, words, int(negation.get("window", 2)), thresholds, fillers)
+        loaded = cls(rules, idioms, words, int(negation.get("window", 2)), thresholds, fillers)
+        loaded.idiom_sources = sources
+        return loaded
 
     # ---------------------------------------------------------------------------------------
 
     def neutralise_idioms(self, text: str) -> tuple[str, list[str]]:
         found = []
-        for pattern in self.idioms:
+        for index, pattern in enumerate(self.idioms):
             if pattern.search(text):
-                found.append(pattern.pattern)
+                sources = self.idiom_sources
+                found.append(sources[index] if index < len(sources) else pattern.pattern)
                 text = pattern.sub(NEUTRAL, text)
         return text, found
 
@@ -184,12 +209,34 @@ class RiskRules:
             for pattern in rule.patterns:
                 for m in pattern.finditer(text):
                     negated = rule.negatable and self._negated(text, m.start())
-                    hits.append(Hit(rule.id, rule.level, rule.category, negated, m.span()))
+                    hits.append(
+                        Hit(rule.id, rule.level, rule.category, negated, m.span(), rule.danger, rule.guarded)
+                    )
                     break
                 else:
                     continue
                 break
         return hits
+
+
+def _loosen(idiom: str, intensifiers: list[str]) -> str:
+    """Let up to two intensifiers stand between an idiom's words: "ik schrok me ECHT dood"."""
+    if not intensifiers:
+        return idiom
+    gap = r"(?:\s+(?:" + "|".join(intensifiers) + r")){0,2}"
+    out = []
+    i = 0
+    while i < len(idiom):
+        if idiom.startswith(" ?", i):
+            out.append(gap + r"\s*")
+            i += 2
+        elif idiom[i] == " ":
+            out.append(gap + r"\s+")
+            i += 1
+        else:
+            out.append(idiom[i])
+            i += 1
+    return "".join(out)
 
 
 def _lower(level: Risk) -> Risk:
@@ -221,18 +268,36 @@ _THEME_CATEGORY = {
 }
 
 
+# The older, coarser category that the dialogue's emergency texts are keyed on.
+_DANGER_CATEGORY = {
+    Danger.suicide: "suicide",
+    Danger.violence_now: "violence",
+    Danger.child_in_danger: "child",
+    Danger.medical_child: "child",
+    Danger.medical_pregnancy: "pregnancy",
+    Danger.psychiatric: "suicide",
+    Danger.homeless_now: "general",
+}
+
+
 class RiskDetector:
     """Rules plus classifier; `assess` is deterministic and does no I/O."""
 
-    def __init__(self, rules: RiskRules, model: RiskModel) -> None:
+    def __init__(self, rules: RiskRules, model: RiskModel, red_flags: RedFlags | None = None) -> None:
         self.rules = rules
         self.model = model
+        self.red_flags = red_flags
 
     def assess(
-        self, text: str, theme: Theme = Theme.none, conversational: bool = False
+        self,
+        text: str,
+        theme: Theme = Theme.none,
+        conversational: bool = False,
+        thresholds: Thresholds | None = None,
     ) -> RiskAssessment:
         """Assess one message. `conversational`: the intent classifier reads it as a
-        conversation move (greeting, yes/no, goodbye...), which makes the classifier stricter."""
+        conversation move (greeting, yes/no, goodbye...), which makes the classifier stricter.
+        `thresholds` replaces the configured ones (used when choosing them)."""
         normalised = normalize(text[:RISK_MAX_CHARS])
         neutral, idioms = self.rules.neutralise_idioms(normalised)
         hits = self.rules.match(neutral)
@@ -243,18 +308,44 @@ class RiskDetector:
         for hit in sorted(hits, key=lambda h: h.span[0], reverse=True):
             if hit.negated:
                 neutral = neutral[: hit.span[0]] + NEUTRAL + neutral[hit.span[1] :]
+        facts = extract(neutral)
+        guarded_text = self.red_flags is not None and self.red_flags.guarded(neutral)
+        danger = Danger.none
+        danger_rank = -1
         for hit in hits:
             level = _lower(hit.level) if hit.negated else hit.level
-            reasons.append(f"rule:{hit.rule}{' (negated)' if hit.negated else ''}")
+            if hit.guarded and guarded_text:
+                level = Risk.none
+            note = " (negated)" if hit.negated else " (guarded)" if hit.guarded and guarded_text else ""
+            reasons.append(f"rule:{hit.rule}{note}")
             if level.rank > rule_level.rank:
                 rule_level, category = level, hit.category
+            if level.rank >= Risk.high.rank and hit.danger is not Danger.none and level.rank > danger_rank:
+                danger, danger_rank = hit.danger, level.rank
+        guarded_flag = False
+        if self.red_flags is not None:
+            for fired in self.red_flags.check(neutral, facts):
+                reasons.append(f"flag:{fired.id}{' (guarded)' if fired.guarded else ''}")
+                guarded_flag = guarded_flag or fired.guarded
+                if fired.level.rank > rule_level.rank:
+                    rule_level, category = fired.level, _DANGER_CATEGORY.get(fired.danger, "general")
+                if (
+                    fired.level.rank >= Risk.high.rank
+                    and fired.danger is not Danger.none
+                    and fired.level.rank > danger_rank
+                ):
+                    danger, danger_rank = fired.danger, fired.level.rank
         probabilities = self.model.risk_probabilities(neutral)
         brief = conversational or len(_TOKEN.findall(normalised)) <= _BRIEF_WORDS
-        from_model = model_level(probabilities, self.rules.thresholds, brief)
+        from_model = model_level(probabilities, thresholds or self.rules.thresholds, brief)
         if neutral != normalised and len(_TOKEN.findall(neutral)) - neutral.count("_") <= _MIN_WORDS:
             # Little is left once idioms and negated phrases are removed: the classifier's opinion
             # on three words is noise, so the rules decide ("ik heb geen zelfmoordgedachten").
             from_model = Risk.none
+        if guarded_flag and rule_level is Risk.none and from_model.rank > Risk.concern.rank:
+            # A red flag in a hypothetical or a past event ("wat moet je doen als..."): the
+            # classifier hears the danger words, not the question; a person may still answer.
+            from_model = Risk.concern
         if from_model.rank > rule_level.rank:
             reasons.append(f"model:{from_model.value}")
             level = from_model
@@ -263,10 +354,29 @@ class RiskDetector:
             level = rule_level
         if level is Risk.acute and category is None:
             category = _THEME_CATEGORY.get(theme, "general")
+        if level.rank >= Risk.high.rank and danger is Danger.none:
+            danger = self._danger_from_model(neutral, level)
+            if danger is not Danger.none:
+                reasons.append(f"danger-model:{danger.value}")
+                if level is Risk.acute and from_model.rank > rule_level.rank:
+                    category = _DANGER_CATEGORY.get(danger, category)
         return RiskAssessment(
             level=level,
             category=category if level.rank >= Risk.high.rank else category,
             reasons=reasons,
             model_probabilities={k.value: round(v, 4) for k, v in probabilities.items()},
             neutralised_text=neutral,
+            danger=danger if level.rank >= Risk.high.rank else Danger.none,
+            facts=facts,
         )
+
+    def _danger_from_model(self, text: str, level: Risk) -> Danger:
+        """The danger kind the classifier reads when no rule named one. Acute always has a kind;
+        at high a kind is given only when the classifier prefers one over none."""
+        probabilities = self.model.danger_probabilities(text)
+        if not probabilities:
+            return Danger.none
+        ranked = sorted(probabilities.items(), key=lambda item: item[1], reverse=True)
+        if level is Risk.acute:
+            return next((kind for kind, _ in ranked if kind is not Danger.none), Danger.none)
+        return ranked[0][0]

@@ -72,6 +72,29 @@ class Route(str, enum.Enum):
     emergency = "emergency"
 
 
+class Danger(str, enum.Enum):
+    """What kind of danger a high or acute message carries, so the first reply can carry the
+    right guidance (taxonomy.md, "danger kind"). `none` below high, and where no kind fits."""
+
+    none = "none"
+    suicide = "suicide"
+    violence_now = "violence_now"
+    child_in_danger = "child_in_danger"
+    medical_child = "medical_child"
+    medical_pregnancy = "medical_pregnancy"
+    psychiatric = "psychiatric"
+    homeless_now = "homeless_now"
+
+    @property
+    def medical(self) -> bool:
+        """Medical and psychiatric dangers get their guidance first even at risk `high`."""
+        return self in _GUIDANCE_AT_HIGH
+
+
+_GUIDANCE_AT_HIGH = frozenset({Danger.medical_child, Danger.medical_pregnancy, Danger.psychiatric})
+DANGER_KINDS: tuple[str, ...] = tuple(d.value for d in Danger if d is not Danger.none)
+
+
 class Language(str, enum.Enum):
     """Language of a message as triage reports it."""
 

@@ -29,8 +29,10 @@ def test_triage_api(client: TestClient) -> None:
     response = client.post("/api/triage", json={"text": "waar kan ik een stadspas aanvragen"})
     assert response.status_code == 200
     body = response.json()
-    assert list(body) == ["text", "theme", "intent", "confidence", "risk", "route", "language", "backend"]
-    assert body["theme"] == "money"
+    assert list(body) == [
+        "text", "theme", "intent", "confidence", "risk", "route", "language", "backend", "danger"
+    ]
+    assert body["theme"] == "money" and body["danger"] == "none"
 
 
 @pytest.mark.parametrize(

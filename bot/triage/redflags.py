@@ -1,0 +1,197 @@
+"""Red flags: named signs and extracted facts combined into a risk level and a danger kind.
+
+data/risk/red_flags.yml holds the signs (word families) and the rules that combine them with the
+facts of bot/triage/entities.py ("koorts" + "6 weken" -> a fever under 3 months). Pure: no I/O
+after loading. A red flag in a message that speaks of the past or of a hypothetical ("vorig
+jaar", "wat moet je doen als...") and gives no sign of now counts as its `guarded_level`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import DataError
+from bot.triage.entities import Facts, extract
+from bot.triage.types import Danger, Risk
+
+_GUARDS = ("past", "hypothetical", "resolved")
+_FACT_KEYS = {
+    "fever",
+    "child_age_days_below",
+    "child_age_days_at_least",
+    "child_or_age",
+    "pregnancy_week_below",
+    "pregnancy_week_at_least",
+    "pregnant",
+    "temperature_at_least",
+    "duration_hours_at_least",
+    "alone_with_child",
+}
+_PREGNANT_WORDS = re.compile(
+    r"\b(?:zwanger\w*|zwnager|pregnant|pregnancy|in verwachting|verloskundige|midwife|hamile\w*|"
+    r"embarazada|w ciazy|enceinte|gravida|schwanger|uitgerekend|buikje|zw)\b"
+)
+_MINOR_AGE_DAYS = 18 * 365
+
+
+@dataclass(frozen=True)
+class RedFlag:
+    id: str
+    level: Risk
+    danger: Danger
+    all: tuple[str, ...]
+    any: tuple[str, ...]
+    none: tuple[str, ...]
+    facts: dict[str, Any]
+    guarded_level: Risk = Risk.none
+
+
+@dataclass(frozen=True)
+class Fired:
+    """One red flag that fired, at the level it counts for in this message."""
+
+    id: str
+    level: Risk
+    danger: Danger
+    guarded: bool
+
+
+class RedFlags:
+    """Signs and red-flag rules from data/risk/red_flags.yml."""
+
+    def __init__(self, signs: dict[str, re.Pattern[str]], flags: list[RedFlag]) -> None:
+        self.signs = signs
+        self.flags = flags
+
+    @classmethod
+    def load(cls, path: Path) -> "RedFlags":
+        try:
+            document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as error:
+            raise DataError(f"{path}: cannot read red flags: {error}") from None
+        if not isinstance(document, dict):
+            raise DataError(f"{path}: expected a mapping")
+        signs: dict[str, re.Pattern[str]] = {}
+        for name, patterns in (document.get("signs") or {}).items():
+            if not isinstance(patterns, list) or not patterns:
+                raise DataError(f"{path}: sign '{name}': needs a non-empty list of patterns")
+            try:
+                signs[str(name)] = re.compile(
+                    "|".join(rf"(?<!\w)(?:{p})(?!\w)" for p in patterns)
+                )
+            except (re.error, TypeError) as error:
+                raise DataError(f"{path}: sign '{name}': {error}") from None
+        for guard in (*_GUARDS, "now"):
+            if guard not in signs:
+                raise DataError(f"{path}: sign '{guard}' is required")
+        flags: list[RedFlag] = []
+        seen: set[str] = set()
+        for index, item in enumerate(document.get("red_flags") or []):
+            where = f"{path}: red_flags[{index}]"
+            if not isinstance(item, dict) or "id" not in item:
+                raise DataError(f"{where}: needs an id")
+            flag_id = str(item["id"])
+            if flag_id in seen:
+                raise DataError(f"{where}: duplicate id '{flag_id}'")
+            seen.add(flag_id)
+            try:
+                level = Risk(str(item.get("level")))
+                danger = Danger(str(item.get("danger", "none")))
+                guarded = Risk(str(item.get("guarded_level", "none")))
+            except ValueError as error:
+                raise DataError(f"{where} '{flag_id}': {error}") from None
+            names = {key: tuple(str(n) for n in item.get(key) or ()) for key in ("all", "any", "none")}
+            for name in (n for group in names.values() for n in group):
+                if name not in signs:
+                    raise DataError(f"{where} '{flag_id}': unknown sign '{name}'")
+            facts = dict(item.get("facts") or {})
+            unknown = set(facts) - _FACT_KEYS
+            if unknown:
+                raise DataError(f"{where} '{flag_id}': unknown facts {sorted(unknown)}")
+            if not names["all"] and not names["any"] and not facts:
+                raise DataError(f"{where} '{flag_id}': needs signs or facts")
+            flags.append(
+                RedFlag(flag_id, level, danger, names["all"], names["any"], names["none"], facts, guarded)
+            )
+        if not flags:
+            raise DataError(f"{path}: no red flags")
+        return cls(signs, flags)
+
+    def guarded(self, text: str) -> bool:
+        """True when a normalised text speaks of a hypothetical, a danger that is over, or a
+        past event with nothing about now."""
+        has = {name: bool(self.signs[name].search(text)) for name in (*_GUARDS, "now")}
+        return has["hypothetical"] or has["resolved"] or (has["past"] and not has["now"])
+
+    def check(self, text: str, facts: Facts | None = None) -> list[Fired]:
+        """Every red flag that fires in one normalised text, most severe first."""
+        facts = facts if facts is not None else extract(text)
+        found: dict[str, bool] = {}
+
+        def has(name: str) -> bool:
+            if name not in found:
+                found[name] = bool(self.signs[name].search(text))
+            return found[name]
+
+        fired: list[Fired] = []
+        for flag in self.flags:
+            if not all(has(n) for n in flag.all):
+                continue
+            if flag.any and not any(has(n) for n in flag.any):
+                continue
+            if any(has(n) for n in flag.none):
+                continue
+            if not self._facts_hold(flag.facts, facts, text, has):
+                continue
+            # A hypothetical or a danger that is over is guarded; a past event only when nothing
+            # in the message speaks of now ("vorig jaar..." vs "gisteren gevallen, nu spuugt hij").
+            guarded = has("hypothetical") or has("resolved") or (has("past") and not has("now"))
+            level = flag.guarded_level if guarded else flag.level
+            fired.append(Fired(flag.id, level, flag.danger, guarded))
+        fired.sort(key=lambda f: f.level.rank, reverse=True)
+        return fired
+
+    @staticmethod
+    def _facts_hold(wanted: dict[str, Any], facts: Facts, text: str, has: Any) -> bool:
+        for key, value in wanted.items():
+            if key == "fever":
+                fever = (facts.temperature_c is not None and facts.temperature_c >= 38.0) or (
+                    facts.fever_word and facts.temperature_c is None
+                )
+                if fever is not bool(value):
+                    return False
+            elif key == "child_age_days_below":
+                if facts.child_age_days is None or facts.child_age_days >= float(value):
+                    return False
+            elif key == "child_age_days_at_least":
+                if facts.child_age_days is None or facts.child_age_days < float(value):
+                    return False
+            elif key == "child_or_age":
+                young = facts.child_age_days is not None and facts.child_age_days < _MINOR_AGE_DAYS
+                if (young or has("child") or has("baby")) is not bool(value):
+                    return False
+            elif key == "pregnancy_week_below":
+                if facts.pregnancy_week is None or facts.pregnancy_week >= int(value):
+                    return False
+            elif key == "pregnancy_week_at_least":
+                if facts.pregnancy_week is None or facts.pregnancy_week < int(value):
+                    return False
+            elif key == "pregnant":
+                pregnant = facts.pregnancy_week is not None or bool(_PREGNANT_WORDS.search(text))
+                if pregnant is not bool(value):
+                    return False
+            elif key == "temperature_at_least":
+                if facts.temperature_c is None or facts.temperature_c < float(value):
+                    return False
+            elif key == "duration_hours_at_least":
+                if facts.duration_hours is None or facts.duration_hours < float(value):
+                    return False
+            elif key == "alone_with_child":
+                if facts.alone_with_child is not bool(value):
+                    return False
+        return True
