@@ -21,6 +21,7 @@ class LanguageGuesser:
     en: frozenset[str]
     other: dict[str, frozenset[str]]
     other_letters: frozenset[str] = frozenset()
+    short: dict[str, str] | None = None  # a whole short message -> its language code
 
     @classmethod
     def load(cls, path: Path) -> "LanguageGuesser":
@@ -34,6 +35,11 @@ class LanguageGuesser:
                     for code, items in (document.get("other") or {}).items()
                 },
                 other_letters=frozenset(str(document.get("other_letters") or "")),
+                short={
+                    " ".join(words(normalize(str(phrase)))): code
+                    for code, phrases in (document.get("short") or {}).items()
+                    for phrase in phrases
+                },
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError) as error:
             raise DataError(f"{path}: cannot read language clues: {error}") from None
@@ -52,6 +58,10 @@ class LanguageGuesser:
         tokens = words(normalize(text))
         if not tokens:
             return "nl"
+        if self.short and len(tokens) <= 4:
+            whole = " ".join(tokens)
+            if whole in self.short:
+                return self.short[whole]
         letters_bonus = 2 * len(self.other_letters.intersection(text))
         nl = sum(1 for t in tokens if t in self.nl)
         en = sum(1 for t in tokens if t in self.en)
