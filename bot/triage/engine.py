@@ -18,7 +18,7 @@ from bot.triage.rasa import FallbackBackend, NLUBackend, RasaBackend
 from bot.triage.redflags import RedFlags
 from bot.triage.risk import RiskDetector, RiskRules
 from bot.triage.routing import is_question, needs_clarification, risk_floor, route
-from bot.triage.text import CLASSIFIER_MAX_CHARS
+from bot.triage.text import CLASSIFIER_MAX_CHARS, normalize, words
 from bot.triage.types import (
     CONVERSATION_INTENTS,
     FALLBACK_INTENT,
@@ -135,6 +135,10 @@ class Triage:
             (str(item.get("name")), float(item.get("confidence") or 0.0))
             for item in parse.get("intent_ranking") or []
         )
+        if not words(normalize(text)):
+            # Only emoji or punctuation: the classifiers have no word to read, so their answer is
+            # just the commonest label. Ask what it is about instead.
+            intent, confidence = FALLBACK_INTENT, 0.0
         if intent == FALLBACK_INTENT or confidence < self.threshold:
             # Rasa's FallbackClassifier puts the real guess second; keep the confidence of it.
             if intent == FALLBACK_INTENT and len(ranking) > 1:
