@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 # Above this confidence a conversation intent (yes, no, goodbye...) makes the risk model stricter.
 _CONVERSATIONAL_CONFIDENCE = 0.5
+# A theme's risk floor (domestic violence: at least high) needs this much confidence in the theme.
+_FLOOR_CONFIDENCE = 0.4
 CONTRACT_KEYS = (
     "text", "theme", "intent", "confidence", "risk", "route", "language", "backend", "danger"
 )
@@ -151,12 +153,14 @@ class Triage:
         conversational = (
             intent in CONVERSATION_INTENTS and confidence >= _CONVERSATIONAL_CONFIDENCE
         )
+        language_code = self.language.guess_code(text)
         assessment = self.risk.assess(text, guess, conversational)
-        risk = risk_floor(theme, assessment.level)
+        # A theme raises the risk only when the classifier is fairly sure of it.
+        floored = confidence >= _FLOOR_CONFIDENCE
+        risk = risk_floor(theme, assessment.level) if floored else assessment.level
         reasons = tuple(assessment.reasons)
         if risk is not assessment.level:
             reasons += (f"theme:{theme.value}",)
-        language_code = self.language.guess_code(text)
         language = Language(language_code) if language_code in ("nl", "en") else Language.other
         return TriageResult(
             text=text,

@@ -122,11 +122,15 @@ class RedFlags:
             raise DataError(f"{path}: no red flags")
         return cls(signs, flags)
 
-    def guarded(self, text: str) -> bool:
-        """True when a normalised text speaks of a hypothetical, a danger that is over, or a
-        past event with nothing about now."""
+    def guard(self, text: str) -> str | None:
+        """"hypothetical" for a question about what if; "over" for a danger that is over or a
+        past event with nothing about now; None for a message about now."""
         has = {name: bool(self.signs[name].search(text)) for name in (*_GUARDS, "now")}
-        return has["hypothetical"] or has["resolved"] or (has["past"] and not has["now"])
+        if has["resolved"] or (has["past"] and not has["now"]):
+            return "over"
+        if has["hypothetical"]:
+            return "hypothetical"
+        return None
 
     def check(self, text: str, facts: Facts | None = None) -> list[Fired]:
         """Every red flag that fires in one normalised text, most severe first."""

@@ -309,14 +309,18 @@ class RiskDetector:
             if hit.negated:
                 neutral = neutral[: hit.span[0]] + NEUTRAL + neutral[hit.span[1] :]
         facts = extract(neutral)
-        guarded_text = self.red_flags is not None and self.red_flags.guarded(neutral)
+        guard = self.red_flags.guard(neutral) if self.red_flags is not None else None
         danger = Danger.none
         danger_rank = -1
         for hit in hits:
             level = _lower(hit.level) if hit.negated else hit.level
-            if hit.guarded and guarded_text:
-                level = Risk.none
-            note = " (negated)" if hit.negated else " (guarded)" if hit.guarded and guarded_text else ""
+            note = " (negated)" if hit.negated else ""
+            if guard is not None and hit.guarded:
+                # a medical sign in a question or in a past that is over: no danger now
+                level, note = Risk.none, f" ({guard})"
+            elif guard == "over" and level.rank > Risk.concern.rank:
+                # "vorig jaar dacht ik aan zelfmoord, nu gaat het goed": a person may still hear it
+                level, note = Risk.concern, f" ({guard})"
             reasons.append(f"rule:{hit.rule}{note}")
             if level.rank > rule_level.rank:
                 rule_level, category = level, hit.category
