@@ -146,16 +146,16 @@ def evaluate(triage: Triage, data: NLUData) -> Report:
             "support": support_n,
         }
     per_danger: dict[str, dict[str, float]] = {}
+    # Only examples with a labelled danger kind count (the test split has none).
+    labelled = [(t, p) for t, p in zip(danger_truth, danger_predicted) if t is not None]
     for kind in DANGER_KINDS:
-        labelled = [p for t, p in zip(danger_truth, danger_predicted) if t is not None and t.value == kind]
-        said = sum(1 for p in danger_predicted if p.value == kind)
-        hit = sum(1 for p in labelled if p.value == kind)
+        support_n = sum(1 for t, _ in labelled if t.value == kind)
+        said = sum(1 for _, p in labelled if p.value == kind)
+        hit = sum(1 for t, p in labelled if t.value == kind and p.value == kind)
         per_danger[kind] = {
-            "recall": round(hit / len(labelled), 4) if labelled else 0.0,
-            "precision": round(
-                hit / sum(1 for t, p in zip(danger_truth, danger_predicted) if t is not None and p.value == kind), 4
-            ) if said and any(t is not None for t in danger_truth) else 0.0,
-            "support": len(labelled),
+            "recall": round(hit / support_n, 4) if support_n else 0.0,
+            "precision": round(hit / said, 4) if said else 0.0,
+            "support": support_n,
         }
     high_true = sum(1 for r in risk_truth if r.rank >= Risk.high.rank)
     not_acute = sum(1 for r in risk_truth if r is not Risk.acute)

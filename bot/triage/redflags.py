@@ -20,18 +20,16 @@ from bot.triage.entities import Facts, extract
 from bot.triage.types import Danger, Risk
 
 _GUARDS = ("past", "hypothetical", "resolved")
-_FACT_KEYS = {
-    "fever",
-    "child_age_days_below",
-    "child_age_days_at_least",
-    "child_or_age",
-    "pregnancy_week_below",
-    "pregnancy_week_at_least",
-    "pregnant",
-    "temperature_at_least",
-    "duration_hours_at_least",
-    "alone_with_child",
+# Numeric facts: key -> (field of Facts, True for "at least", False for "below").
+_BOUNDS = {
+    "child_age_days_below": ("child_age_days", False),
+    "child_age_days_at_least": ("child_age_days", True),
+    "pregnancy_week_below": ("pregnancy_week", False),
+    "pregnancy_week_at_least": ("pregnancy_week", True),
+    "temperature_at_least": ("temperature_c", True),
+    "duration_hours_at_least": ("duration_hours", True),
 }
+_FACT_KEYS = set(_BOUNDS) | {"fever", "child_or_age", "pregnant", "alone_with_child"}
 _PREGNANT_WORDS = re.compile(
     r"\b(?:zwanger\w*|zwnager|pregnant|pregnancy|in verwachting|verloskundige|midwife|hamile\w*|"
     r"embarazada|w ciazy|enceinte|gravida|schwanger|uitgerekend|buikje|zw)\b"
@@ -70,12 +68,7 @@ class RedFlags:
 
     @classmethod
     def load(cls, path: Path) -> "RedFlags":
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
-            raise DataError(f"{path}: cannot read red flags: {error}") from None
-        if not isinstance(document, dict):
-            raise DataError(f"{path}: expected a mapping")
+        document = read_mapping(path, "red flags")
         signs: dict[str, re.Pattern[str]] = {}
         for name, patterns in (document.get("signs") or {}).items():
             if not isinstance(patterns, list) or not patterns:
@@ -162,40 +155,32 @@ class RedFlags:
 
     @staticmethod
     def _facts_hold(wanted: dict[str, Any], facts: Facts, text: str, has: Any) -> bool:
+        young = facts.child_age_days is not None and facts.child_age_days < _MINOR_AGE_DAYS
+        flags = {
+            "fever": (facts.temperature_c is not None and facts.temperature_c >= 38.0)
+            or (facts.fever_word and facts.temperature_c is None),
+            "child_or_age": young or has("child") or has("baby"),
+            "pregnant": facts.pregnancy_week is not None or bool(_PREGNANT_WORDS.search(text)),
+            "alone_with_child": facts.alone_with_child,
+        }
         for key, value in wanted.items():
-            if key == "fever":
-                fever = (facts.temperature_c is not None and facts.temperature_c >= 38.0) or (
-                    facts.fever_word and facts.temperature_c is None
-                )
-                if fever is not bool(value):
+            if key in flags:
+                if flags[key] is not bool(value):
                     return False
-            elif key == "child_age_days_below":
-                if facts.child_age_days is None or facts.child_age_days >= float(value):
-                    return False
-            elif key == "child_age_days_at_least":
-                if facts.child_age_days is None or facts.child_age_days < float(value):
-                    return False
-            elif key == "child_or_age":
-                young = facts.child_age_days is not None and facts.child_age_days < _MINOR_AGE_DAYS
-                if (young or has("child") or has("baby")) is not bool(value):
-                    return False
-            elif key == "pregnancy_week_below":
-                if facts.pregnancy_week is None or facts.pregnancy_week >= int(value):
-                    return False
-            elif key == "pregnancy_week_at_least":
-                if facts.pregnancy_week is None or facts.pregnancy_week < int(value):
-                    return False
-            elif key == "pregnant":
-                pregnant = facts.pregnancy_week is not None or bool(_PREGNANT_WORDS.search(text))
-                if pregnant is not bool(value):
-                    return False
-            elif key == "temperature_at_least":
-                if facts.temperature_c is None or facts.temperature_c < float(value):
-                    return False
-            elif key == "duration_hours_at_least":
-                if facts.duration_hours is None or facts.duration_hours < float(value):
-                    return False
-            elif key == "alone_with_child":
-                if facts.alone_with_child is not bool(value):
-                    return False
+                continue
+            field, at_least = _BOUNDS[key]
+            measured = getattr(facts, field)
+            if measured is None or (measured >= float(value)) is not at_least:
+                return False
         return True
+
+
+def read_mapping(path: Path, what: str) -> dict[str, Any]:
+    """A YAML file that must hold a mapping; a clear DataError otherwise."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise DataError(f"{path}: cannot read {what}: {error}") from None
+    if not isinstance(document, dict):
+        raise DataError(f"{path}: expected a mapping")
+    return document

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
 
 from bot.errors import DataError
 from bot.triage.entities import Facts, extract
-from bot.triage.redflags import RedFlags
+from bot.triage.redflags import RedFlags, read_mapping
 from bot.triage.text import RISK_MAX_CHARS, normalize
 from bot.triage.types import Danger, Risk, Theme
 
@@ -112,12 +111,7 @@ class RiskRules:
 
     @classmethod
     def load(cls, path: Path) -> "RiskRules":
-        try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
-            raise DataError(f"{path}: cannot read risk rules: {error}") from None
-        if not isinstance(document, dict):
-            raise DataError(f"{path}: expected a mapping")
+        document = read_mapping(path, "risk rules")
 
         def compile_all(items: Any, where: str) -> tuple[re.Pattern[str], ...]:
             if not isinstance(items, list) or not items:

@@ -76,3 +76,30 @@ def test_huge_message_is_trimmed_for_the_classifier_only(triage: Triage) -> None
 def test_stored_result_has_no_text(triage: Triage) -> None:
     stored = triage.run("ik heb schulden bij de zorgverzekering").stored()
     assert "text" not in stored and stored["theme"] in {"money", "rights_and_status"}
+
+
+@pytest.mark.parametrize(
+    ("text", "danger"),
+    [
+        ("ik wil niet meer wakker worden", "suicide"),
+        ("mijn baby van 5 weken heeft 38,6 koorts en drinkt slecht", "medical_child"),
+        ("ik ben 32 weken en voel de baby sinds vanochtend bijna niet meer bewegen", "medical_pregnancy"),
+        ("waar vind ik een verloskundige in noord", "none"),
+    ],
+)
+def test_danger_kind_in_the_contract(triage: Triage, text: str, danger: str) -> None:
+    result = triage.run(text)
+    assert result.contract()["danger"] == danger, result.risk_reasons
+    assert (danger == "none") or result.risk.rank >= Risk.high.rank
+
+
+def test_a_practical_parenting_question_stays_with_the_bot(triage: Triage) -> None:
+    question = triage.run("is er ergens een opvoedcursus voor vaders?")
+    assert question.theme is Theme.parenting and question.route is Route.bot
+    worry = triage.run("ik twijfel zo aan mezelf als moeder, ik doe alles fout bij mijn peuter")
+    assert worry.route is Route.volunteer
+
+
+def test_emoji_only_is_a_question_back(triage: Triage) -> None:
+    result = triage.run("😭😭😭")
+    assert result.intent == "nlu_fallback" and result.clarify is True
