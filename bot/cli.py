@@ -119,7 +119,8 @@ def cmd_nlu_test(args: argparse.Namespace, settings: Settings) -> int:
     from bot.triage.evaluate import evaluate, format_report
     from bot.triage.nludata import data_files, load
 
-    paths = [Path(args.data)] if args.data else [settings.nlu_dir / "test", settings.nlu_dir / "validation"]
+    held_out = ("test", "validation", "holdout")
+    paths = [Path(args.data)] if args.data else [settings.nlu_dir / name for name in held_out]
     triage = _triage(settings, args.backend)
     reports = {}
     for path in paths:
@@ -505,7 +506,7 @@ def build_parser() -> argparse.ArgumentParser:
     nlu_train.set_defaults(func=cmd_nlu_train)
     nlu_test = nlu.add_parser("test", help="per-intent precision, recall and F1 on a test split")
     nlu_test.add_argument("--data", metavar="PATH",
-                          help="file or folder (default: data/nlu/test, then data/nlu/validation)")
+                          help="file or folder (default: data/nlu/test, validation and holdout)")
     nlu_test.add_argument("--json", action="store_true", help="machine-readable output")
     nlu_test.add_argument("--backend", choices=[b.value for b in NLUBackendName], help="override NLU_BACKEND")
     nlu_test.set_defaults(func=cmd_nlu_test)
