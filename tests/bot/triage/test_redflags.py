@@ -146,3 +146,18 @@ def test_a_red_flag_file_with_an_unknown_sign_is_refused(tmp_path) -> None:  # t
     )
     with pytest.raises(DataError, match="unknown sign 'nope'"):
         RedFlags.load(bad)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "sorry voor alles wat ik vroeg, ik was gewoon moe",
+        "dit is mijn laatste bericht voor vandaag, morgen verder",
+        "het is niet jouw schuld hoor, de app deed raar",
+        "ik heb al mijn babykleertjes weggegeven want ze is eruit gegroeid",
+        "vorig jaar dacht ik aan zelfmoord, nu gaat het goed en zoek ik een praatgroep",
+    ],
+)
+def test_farewell_near_misses_are_not_acute(detector: RiskDetector, text: str) -> None:
+    result = detector.assess(text)
+    assert result.level is not Risk.acute, (text, result.reasons)
