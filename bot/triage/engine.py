@@ -155,8 +155,9 @@ class Triage:
         )
         language_code = self.language.guess_code(text)
         assessment = self.risk.assess(text, guess, conversational)
-        # A theme raises the risk only when the classifier is fairly sure of it.
-        floored = confidence >= _FLOOR_CONFIDENCE
+        # A theme raises the risk only when the classifier is fairly sure of it, and not for a
+        # question about it ("wat doet Veilig Thuis eigenlijk?"): rules and model judge those.
+        floored = confidence >= _FLOOR_CONFIDENCE and not is_question(text)
         risk = risk_floor(theme, assessment.level) if floored else assessment.level
         reasons = tuple(assessment.reasons)
         if risk is not assessment.level:

@@ -79,6 +79,8 @@ _TEMPERATURE_BARE = re.compile(r"(?<![\d.,€$])(3[6-9]|4[01])[.,](\d)(?![\d.,%]
 _FAHRENHEIT = re.compile(r"(?<![\d.,])(9[5-9]|10[0-7])(?:[.,](\d))?\s*(?:°\s*f|f\b|fahrenheit|degrees f)")
 _FEVER_WORD = re.compile(r"\b(?:koorts\w*|verhoging|fever\w*|feverish|ates\w*|fiebre|goraczk\w*|fievre|febre|gloeit|gloeiend heet|burning up)\b")
 
+_NO_FEVER = re.compile(r"\b(?:geen|zonder|no|not|without|nie|niet)\s+(?:\w+\s+)?$")
+
 _HOURS = re.compile(
     r"(?:al |sinds |for |since |more than |over |meer dan |ruim |bijna |already )?"
     r"(\d{1,3}(?:[.,]5)?|een|twee|drie|vier|vijf|zes|zeven|acht|negen|tien|twaalf|one|two|three|"
@@ -203,5 +205,5 @@ def extract(text: str) -> Facts:
         temperature_c=temperature_c(text),
         duration_hours=duration_hours(text),
         alone_with_child=bool(_ALONE_WITH_CHILD.search(text)),
-        fever_word=bool(_FEVER_WORD.search(text)),
+        fever_word=any(not _NO_FEVER.search(text[max(0, m.start() - 12) : m.start()]) for m in _FEVER_WORD.finditer(text)),
     )

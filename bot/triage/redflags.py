@@ -35,6 +35,10 @@ _PREGNANT_WORDS = re.compile(
     r"embarazada|w ciazy|enceinte|gravida|schwanger|uitgerekend|buikje|zw)\b"
 )
 _MINOR_AGE_DAYS = 18 * 365
+_UNKNOWN = object()
+_NEGATION_WINDOW = 2
+_CLAUSE = re.compile(r"[.!?;:,\n]|\b(?:maar|but|want|omdat|because)\b")
+_TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 
 @dataclass(frozen=True)
@@ -62,9 +66,24 @@ class Fired:
 class RedFlags:
     """Signs and red-flag rules from data/risk/red_flags.yml."""
 
-    def __init__(self, signs: dict[str, re.Pattern[str]], flags: list[RedFlag]) -> None:
+    def __init__(
+        self,
+        signs: dict[str, re.Pattern[str]],
+        flags: list[RedFlag],
+        negations: frozenset[str] = frozenset(),
+    ) -> None:
         self.signs = signs
         self.flags = flags
+        self.negations = negations
+
+    def _found(self, name: str, text: str) -> bool:
+        """A sign is found when one of its matches is not negated: "niet gespuugd", "geen
+        koorts" and "not blue" say the sign is absent."""
+        for match in self.signs[name].finditer(text):
+            before = _TOKEN.findall(_CLAUSE.split(text[: match.start()])[-1])[-_NEGATION_WINDOW:]
+            if not self.negations.intersection(before):
+                return True
+        return False
 
     @classmethod
     def load(cls, path: Path) -> "RedFlags":
@@ -113,7 +132,8 @@ class RedFlags:
             )
         if not flags:
             raise DataError(f"{path}: no red flags")
-        return cls(signs, flags)
+        negations = frozenset(str(w) for w in document.get("negation") or [])
+        return cls(signs, flags, negations)
 
     def guard(self, text: str) -> str | None:
         """"hypothetical" for a question about what if; "over" for a danger that is over or a
@@ -132,10 +152,11 @@ class RedFlags:
 
         def has(name: str) -> bool:
             if name not in found:
-                found[name] = bool(self.signs[name].search(text))
+                found[name] = self._found(name, text)
             return found[name]
 
         fired: list[Fired] = []
+        guard: object = _UNKNOWN
         for flag in self.flags:
             if not all(has(n) for n in flag.all):
                 continue
@@ -147,7 +168,9 @@ class RedFlags:
                 continue
             # A hypothetical or a danger that is over is guarded; a past event only when nothing
             # in the message speaks of now ("vorig jaar..." vs "gisteren gevallen, nu spuugt hij").
-            guarded = has("hypothetical") or has("resolved") or (has("past") and not has("now"))
+            if guard is _UNKNOWN:
+                guard = self.guard(text)
+            guarded = guard is not None
             level = flag.guarded_level if guarded else flag.level
             fired.append(Fired(flag.id, level, flag.danger, guarded))
         fired.sort(key=lambda f: f.level.rank, reverse=True)
