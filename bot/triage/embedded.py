@@ -25,7 +25,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
-from bot.triage.nludata import NLUData, load_training
+from bot.triage.nludata import Example, NLUData, load_training
 from bot.triage.text import CLASSIFIER_MAX_CHARS, Synonyms, normalize
 from bot.triage.types import Danger, Risk, Theme
 
@@ -45,7 +45,7 @@ _ACUTE_DANGER_BY_THEME = {
 }
 
 
-def danger_label(example: NLUData | Any) -> Danger:
+def danger_label(example: Example) -> Danger:
     """The danger kind an example teaches: its label, else (acute only) its theme's usual kind."""
     if example.danger is not None:
         return example.danger if example.risk.rank >= Risk.high.rank else Danger.none
