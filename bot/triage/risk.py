@@ -356,7 +356,10 @@ class RiskDetector:
             danger = self._danger_from_model(neutral, level)
             if danger is not Danger.none:
                 reasons.append(f"danger-model:{danger.value}")
-                if level is Risk.acute and from_model.rank > rule_level.rank:
+                if level is Risk.acute and (
+                    from_model.rank > rule_level.rank or category in (None, "general")
+                ):
+                    # a rule that names no kind (e.g. danger words in Turkish) takes the model's
                     category = _DANGER_CATEGORY.get(danger, category)
         return RiskAssessment(
             level=level,

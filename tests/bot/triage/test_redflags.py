@@ -161,3 +161,10 @@ def test_a_red_flag_file_with_an_unknown_sign_is_refused(tmp_path) -> None:  # t
 def test_farewell_near_misses_are_not_acute(detector: RiskDetector, text: str) -> None:
     result = detector.assess(text)
     assert result.level is not Risk.acute, (text, result.reasons)
+
+
+def test_a_rule_without_a_kind_takes_the_models_kind(detector: RiskDetector) -> None:
+    # The Turkish rule names no kind; the danger model does, and the emergency text follows it.
+    result = detector.assess("bu gece her şeye son vereceğim, çocuklar annemde")
+    assert result.level is Risk.acute and result.danger is Danger.suicide
+    assert result.category == "suicide", result.reasons
