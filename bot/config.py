@@ -102,6 +102,9 @@ class Settings(BaseSettings):
     # Handoff: a claimed conversation returns to the queue (its place kept) when the person's
     # dashboard has been away this long, or at once when they go off shift.
     claim_idle_minutes: int = Field(default=15, ge=1, le=720, alias="CLAIM_IDLE_MINUTES")
+    # "On shift" means present: a person whose dashboard (its live connection is the heartbeat)
+    # has been away this long no longer counts for waits or alerts and is shown as away.
+    presence_timeout_seconds: int = Field(default=90, ge=20, le=3600, alias="PRESENCE_TIMEOUT_SECONDS")
     # A returning parent is offered first to the person who helped last time, for this long.
     offer_seconds: int = Field(default=120, ge=0, le=3600, alias="CONTINUITY_OFFER_SECONDS")
     session_hours: int = Field(default=12, ge=1, le=168, alias="SESSION_HOURS")
