@@ -48,6 +48,7 @@ from bot.channels.twilio import verified_form
 from bot.errors import DataError, OudertelefoonError
 from bot.config import Settings
 from bot.intents.catalogue import Catalogue, CatalogueEntry, render_entry
+from bot.intents.guidance import GUIDANCE_KINDS, Guidance, guidance_kind, spoken_number
 from bot.pipeline import Pipeline
 from bot.storage.models import (
     AuditLog,
@@ -89,9 +90,8 @@ SPEECH_LANGUAGE = {"nl": "nl-NL", "en": "en-GB"}
 MAX_WHISPER_CHARS = 600
 # How many people one call rings, one after the other, before it waits in the queue.
 MAX_TRIES = 3
-EMERGENCY_KINDS = ("suicide", "violence", "child", "pregnancy", "general")
-# Which configured number a caller in danger may be connected to, by risk category.
-DIAL_TARGETS = {"suicide": "113", "violence": "veilig_thuis"}
+# Which configured number a caller in danger may be connected to, by kind of danger.
+DIAL_TARGETS = {"suicide": "113", "violence_now": "veilig_thuis"}
 FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ID = re.compile(r"^[0-9a-f-]{36}$")
@@ -107,6 +107,9 @@ class VoiceTexts:
 
     by_language: dict[str, dict[str, str]]
     whisper: dict[str, str]
+    #: The emergency guidance: the same entries the chat shows (data/messages/guidance.yml),
+    #: spoken with the numbers digit by digit, so chat and phone cannot drift.
+    guidance: Guidance
 
     def get(self, key: str, lang: str, **values: Any) -> str:
         template = self.by_language["en" if lang == "en" else "nl"][key]
@@ -135,13 +138,8 @@ def load_voice_texts(path: Path) -> VoiceTexts:
     if set(sections["nl"]) != set(sections["en"]):
         missing = sorted(set(sections["nl"]) ^ set(sections["en"]))
         raise DataError(f"{path}: nl and en differ in keys: {', '.join(missing)}")
-    return VoiceTexts({"nl": sections["nl"], "en": sections["en"]}, sections["whisper"])
-
-
-def spoken_number(number: str) -> str:
-    """A phone number as a voice reads it best: digit by digit, groups apart ("0 8 0 0, 2 0 0 0")."""
-    groups = [g for g in re.split(r"[\s-]+", number.strip()) if g]
-    return ", ".join(" ".join(ch for ch in group if ch.isdigit()) for group in groups)
+    return VoiceTexts({"nl": sections["nl"], "en": sections["en"]}, sections["whisper"],
+                      Guidance.load(path.parent / "guidance.yml"))
 
 
 # The call -------------------------------------------------------------------------------------
@@ -204,7 +202,7 @@ def _uuid(value: str | None) -> str:
 
 
 def _kind(value: str | None) -> str:
-    return value if value in EMERGENCY_KINDS else "general"
+    return value if value in GUIDANCE_KINDS else "general"
 
 
 def _queue(value: str | None) -> QueueName:
@@ -341,6 +339,9 @@ class Line:
     def say(self, node: VoiceResponse | Gather, key: str, lang: str, **values: Any) -> None:
         node.say(self.texts.get(key, lang, **values), language=SPEECH_LANGUAGE[lang])
 
+    def say_guidance(self, node: VoiceResponse, kind: str, lang: str) -> None:
+        node.say(self.texts.guidance.spoken(kind, lang), language=SPEECH_LANGUAGE[lang])
+
     def gather(self, lang: str, action: str, *, speech: bool = True) -> Gather:
         if speech:
             return Gather(input="speech dtmf", language=SPEECH_LANGUAGE[lang], action=action,
@@ -421,20 +422,28 @@ class Line:
 
     def decide(self, call: Call, conversation_id: str, result: TriageResult, lang: str,
                mode: str) -> VoiceResponse:
+        kind = guidance_kind(result.risk, result.danger, result.risk_category)
         if result.risk is Risk.acute or result.route is Route.emergency:
-            return self.acute(call, conversation_id, _kind(result.risk_category), lang)
+            return self.acute(call, conversation_id, kind or "general", lang)
         if mode == "info" or (result.route is Route.bot and result.theme is not Theme.none):
-            return self.information(call, conversation_id, result.theme, lang, mode="info")
-        if result.route is Route.bot:
+            response = self.information(call, conversation_id, result.theme, lang, mode="info")
+        elif result.route is Route.bot:
             # A greeting or unclear words: one more try, then the keys.
-            return self.menu(lang, 3)
-        return self.connect(call, conversation_id, queue_for(result.route), lang, theme=result.theme)
+            response = self.menu(lang, 3)
+        else:
+            response = self.connect(call, conversation_id, queue_for(result.route), lang, theme=result.theme)
+        if kind is not None:
+            # A medical or psychiatric danger at risk high: its guidance first, then the line goes on.
+            first = VoiceResponse()
+            self.say_guidance(first, kind, lang)
+            response.verbs[:0] = first.verbs
+        return response
 
     # acute ------------------------------------------------------------------------------------
 
     def acute(self, call: Call, conversation_id: str, kind: str, lang: str) -> VoiceResponse:
         response = VoiceResponse()
-        self.say(response, f"emergency_{kind}", lang)
+        self.say_guidance(response, kind, lang)
         with self.services.factory() as session:
             person = self.next_person(session, QueueName.professional, ())
         if person is not None:
@@ -454,7 +463,7 @@ class Line:
         """Nobody on duty picked up: the guidance again, the right line by a key, and the top of
         the professional queue."""
         self.queue_conversation(conversation_id, QueueName.professional, "telefoon: spoed", acute=True)
-        self.say(response, f"emergency_{kind}", lang)
+        self.say_guidance(response, kind, lang)
         target = DIAL_TARGETS.get(kind)
         if target is not None:
             gather = self.gather(lang, self.url(CHOICE_PATH, conversation=conversation_id, lang=lang,
@@ -669,8 +678,6 @@ class Line:
             response.say(text, language=SPEECH_LANGUAGE[lang])
 
     def when(self, moment: datetime, lang: str) -> str:
-        if moment <= self.now:
-            return self.texts.get("when_soon", lang)
         zone = self.pipeline.zone
         local = moment.astimezone(zone)
         today = self.now.astimezone(zone).date()
@@ -685,7 +692,10 @@ class Line:
                     lang: str) -> VoiceResponse:
         response = VoiceResponse()
         opening = self.pipeline.hours[queue].next_opening(self.now, self.pipeline.zone)
-        self.say(response, "after_hours", lang, when=self.when(opening, lang))
+        if opening > self.now:
+            self.say(response, "after_hours", lang, when=self.when(opening, lang))
+        else:  # open by the rota, but nobody there: no made-up time
+            self.say(response, "after_hours_unknown", lang)
         if theme is None:
             theme = self.conversation_theme(conversation_id)
         entries = self.entries(theme)

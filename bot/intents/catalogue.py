@@ -289,8 +289,12 @@ class Catalogue:
         region: str = "amsterdam",
         limit: int = 3,
         include_unverified: bool = True,
+        phases: frozenset[Phase] | None = None,
     ) -> list[CatalogueEntry]:
         """Up to `limit` entries for a theme, best first.
+
+        `phases`: the life phases the message names (see `phases_for`); an entry is shown only if
+        it is meant for one of them or for all. None: the message names no phase, no filter.
 
         Order: the theme's best entries (best.yml), then other entries with the theme: local
         before national, then those a parent can contact directly before those that need a
@@ -305,7 +309,8 @@ class Catalogue:
         if theme is Theme.none:
             return []
         region = region.strip().lower()
-        visible = [e for e in self._entries.values() if _offerable(e, region, include_unverified)]
+        visible = [e for e in self._entries.values() if _offerable(e, region, include_unverified)
+                   and (phases is None or Phase.all in e.phases or phases.intersection(e.phases))]
         replaced = {target for entry in visible for target in entry.replaces}
         shown = {e.id: e for e in visible if e.id not in replaced}
 
@@ -319,6 +324,29 @@ class Catalogue:
             "catalogue pick theme=%s region=%s -> %s", theme.value, region, [e.id for e in picked]
         )
         return picked
+
+
+#: Up to this age a baby is in the "birth" phase (kraamtijd: kraamzorg ends about 8 days after
+#: birth, the midwife's aftercare about two weeks).
+BIRTH_PHASE_DAYS = 14
+#: The "0-2" phase: the first 1000 days end around a child's second birthday.
+BABY_PHASE_DAYS = 2 * 365
+
+
+def phases_for(child_age_days: float | None, pregnancy_week: int | None) -> frozenset[Phase] | None:
+    """The life phases a message names ("4 mnd", "30 weken zwanger", "peuter van 2"), or None when
+    it names none. A child older than two names no phase of its own: only entries for all."""
+    if child_age_days is None and pregnancy_week is None:
+        return None
+    phases: set[Phase] = set()
+    if pregnancy_week is not None:
+        phases.add(Phase.pregnancy)
+    if child_age_days is not None:
+        if child_age_days <= BIRTH_PHASE_DAYS:
+            phases.add(Phase.birth)
+        if child_age_days <= BABY_PHASE_DAYS:
+            phases.add(Phase.zero_to_two)
+    return frozenset(phases)
 
 
 def _directly_reachable(entry: CatalogueEntry) -> bool:

@@ -3,8 +3,10 @@
 `decide` gets a view of the conversation, the message and its triage, and returns a Decision:
 the texts to send (in order) and the state changes. It does no I/O; the pipeline applies it.
 Rules, in order:
-1. Danger now: the emergency guidance comes FIRST in the same reply, then the conversation goes to
-   the top of the professional queue (never downgraded).
+1. Danger: the guidance for its kind comes FIRST in the same reply (bot/intents/guidance.py: every
+   acute message, and a high one whose danger is medical or psychiatric), in the parent's own
+   language first, then Dutch. Danger now then goes to the top of the professional queue (never
+   downgraded); other danger follows its route.
 2. Once a person has the conversation (status claimed), the bot is silent.
 3. What the bot was waiting for (a queue choice, a yes to deletion, "did this help?").
 4. While queued: questions about privacy, hours and deletion are answered; otherwise the
@@ -21,7 +23,8 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.hours import Hours
-from bot.intents.catalogue import Catalogue, render_answer
+from bot.intents.catalogue import Catalogue, phases_for, render_answer
+from bot.intents.guidance import guidance_kind
 from bot.intents.messages import Texts
 from bot.storage.models import ConversationStatus, QueueName
 from bot.triage.engine import TriageResult
@@ -78,6 +81,10 @@ class Decision:
     # Catalogue entries given in reply number `catalogue_reply` (for the handover card).
     catalogue_ids: list[str] = field(default_factory=list)
     catalogue_reply: int | None = None
+    #: The danger guidance given first (a key of data/messages/guidance.yml), and how many replies
+    #: it took (own language, then Dutch).
+    guidance: str | None = None
+    guidance_replies: int = 0
 
 
 @dataclass(frozen=True)
@@ -92,16 +99,20 @@ class DialogueContext:
     include_unverified: bool
     estimate: Callable[[QueueName, int], WaitEstimate]
     now: datetime
+    #: An on-call professional gets an SMS when danger now waits and nobody is online.
+    on_call: bool = False
 
 
 def decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) -> Decision:
     decision = _decide(view, incoming, ctx)
     triage = incoming.triage
     if decision.replies and triage is not None and triage.language is Language.other:
-        # Whatever we said in Dutch: one line in the parent's own language where we have it.
-        decision.replies.append(
-            ctx.texts.in_language(triage.language_code) or ctx.texts.get("other_language", "nl")
-        )
+        # Whatever we say in Dutch: first (after any guidance, which is already in their language)
+        # one line in the parent's own language where we have it.
+        own = ctx.texts.in_language(triage.language_code) or ctx.texts.get("other_language", "nl")
+        decision.replies.insert(decision.guidance_replies, own)
+        if decision.catalogue_reply is not None and decision.catalogue_reply >= decision.guidance_replies:
+            decision.catalogue_reply += 1
     return decision
 
 
@@ -117,14 +128,22 @@ def _decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) ->
         decision.replies.append(t.get("stop", lang))
         decision.close, decision.awaiting = True, None
         return decision
+    if incoming.command == "wipe":  # "stop en wis": deleted at once, whatever the status
+        decision.replies.append(t.get("delete_done", lang))
+        decision.delete, decision.awaiting = True, None
+        return decision
 
     triage = incoming.triage
     acute = triage is not None and triage.risk is Risk.acute
     if view.status is ConversationStatus.claimed:
         return decision  # a person has it: the bot stays silent (the handoff issue adds alerts)
 
-    if acute and triage is not None:
-        say(f"emergency_{_emergency_kind(triage)}")
+    kind = guidance_kind(triage.risk, triage.danger, triage.risk_category) if triage is not None else None
+    if kind is not None and triage is not None and t.guidance is not None:
+        code = "en" if lang == "en" else (triage.language_code if triage.language is Language.other else "nl")
+        given = t.guidance.for_parent(kind, code)
+        decision.replies.extend(given)
+        decision.guidance, decision.guidance_replies = kind, len(given)
     if not view.welcomed:
         say("welcome", retention_days=ctx.retention_days)
         decision.welcomed = True
@@ -224,19 +243,35 @@ def _decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) ->
         decision.awaiting = "choose_queue"
         return decision
 
-    # 6. The route.
+    # 6. The route. Strain ("ik trek het niet meer") first gets one line of acknowledgement.
+    strained = triage.strain and triage.risk.rank < Risk.high.rank and kind is None
     if triage.route is Route.professional:
         reason = f"risk {triage.risk.value}" if triage.risk is Risk.high else f"theme {triage.theme.value}"
         return _queue(decision, view, QueueName.professional, triage.risk, reason, ctx, lang)
     if triage.route is Route.volunteer:
+        if strained:
+            say("strain_heard")
         say("choose_queue")
         decision.awaiting = "choose_queue"
         return decision
     if triage.clarify or triage.theme is Theme.none:
+        if strained:
+            say("strain_heard")
+            say("choose_queue")
+            decision.awaiting = "choose_queue"
+            return decision
         say("clarify")
         return decision
     entries = ctx.catalogue.pick(triage.theme, region=ctx.region,
-                                 include_unverified=ctx.include_unverified)
+                                 include_unverified=ctx.include_unverified,
+                                 phases=phases_for(triage.facts.child_age_days, triage.facts.pregnancy_week))
+    if strained:
+        say("strain_heard")
+        if not entries:
+            say("choose_queue")
+            decision.awaiting = "choose_queue"
+            return decision
+        say("strain_offer")
     if entries:
         decision.replies.append(render_answer(entries, _catalogue_language(lang)))
         decision.catalogue_ids = [e.id for e in entries]
@@ -274,19 +309,27 @@ def _queue(decision: Decision, view: ConversationView, queue: QueueName, risk: R
 
 
 def wait_text(ctx: DialogueContext, queue: QueueName, priority: int, lang: str) -> str:
+    """An honest wait: minutes when someone is online, else that nobody is and from when someone
+    is there by the rota. Never a time nobody keeps. Danger now says what to do meanwhile."""
     estimate = ctx.estimate(queue, priority)
     t = ctx.texts
     if estimate.people_on_shift > 0 and estimate.minutes is not None:
         key = "wait_minutes" if estimate.minutes <= 15 else "wait_busy"
         return t.get(key, lang, minutes=max(5, estimate.minutes))
-    when = _when(ctx, estimate.next_shift_starts, lang)
-    return t.get("wait_after_hours", lang, when=when)
-
-
-def _when(ctx: DialogueContext, moment: datetime | None, lang: str) -> str:
-    t = ctx.texts
+    emergency = priority == PRIORITY[Risk.acute]
+    moment = estimate.next_shift_starts
     if moment is None or moment <= ctx.now:
-        return t.get("when_soon", lang)
+        text = t.get("wait_emergency_unknown" if emergency else "wait_nobody_unknown", lang)
+    else:
+        text = t.get("wait_emergency_nobody" if emergency else "wait_nobody", lang,
+                     when=_when(ctx, moment, lang))
+    if emergency and ctx.on_call:
+        text += " " + t.get("wait_on_call", lang)
+    return text
+
+
+def _when(ctx: DialogueContext, moment: datetime, lang: str) -> str:
+    t = ctx.texts
     local = moment.astimezone(ctx.zone)
     today = ctx.now.astimezone(ctx.zone).date()
     clock = local.strftime("%H:%M")
@@ -309,8 +352,4 @@ def _language(view: ConversationView, incoming: Incoming) -> str:
 def _catalogue_language(lang: str) -> Language:
     return Language.en if lang == "en" else Language.nl
 
-
-def _emergency_kind(triage: TriageResult) -> str:
-    category = triage.risk_category or "general"
-    return category if category in {"suicide", "violence", "child", "pregnancy"} else "general"
 

@@ -10,6 +10,7 @@ from typing import Any
 import yaml
 
 from bot.errors import DataError
+from bot.intents.guidance import Guidance
 from bot.triage.types import Language
 
 LANGUAGES = ("nl", "en")
@@ -21,6 +22,8 @@ class Texts:
 
     by_language: dict[str, dict[str, str]]
     other_language: dict[str, str] = field(default_factory=dict)
+    #: Emergency guidance by danger kind (data/messages/guidance.yml), shared with the phone line.
+    guidance: Guidance | None = None
 
     @classmethod
     def load(cls, directory: Path) -> "Texts":
@@ -58,7 +61,8 @@ class Texts:
             if not isinstance(lines, dict) or not all(isinstance(v, str) for v in lines.values()):
                 raise DataError(f"{other_path}: key 'other_language': expected code: text")
             other = {str(k): v for k, v in lines.items()}
-        return cls(loaded, other)
+        guidance = Guidance.load(directory / "guidance.yml")
+        return cls(loaded, other, guidance)
 
     def in_language(self, code: str) -> str | None:
         """The one line we have in the parent's own language, if any."""

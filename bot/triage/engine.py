@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.config import NLUBackendName, Settings
+from bot.triage.entities import Facts
 from bot.triage.embedded import EmbeddedBackend, EmbeddedModel, load_or_train
 from bot.triage.language import LanguageGuesser
 from bot.triage.rasa import FallbackBackend, NLUBackend, RasaBackend
@@ -59,6 +60,10 @@ class TriageResult:
     intent_ranking: tuple[tuple[str, float], ...] = field(default_factory=tuple)
     language_code: str = "nl"  # finer than `language`: tr, pl, ar ... for the handover
     danger: Danger = Danger.none
+    #: What the message says as numbers (a child's age, a pregnancy week...), for the catalogue.
+    facts: Facts = field(default_factory=Facts)
+    #: The parent shows strain ("ik trek het niet meer"): the answer opens with acknowledgement.
+    strain: bool = False
 
     def contract(self) -> dict[str, Any]:
         return {
@@ -178,6 +183,8 @@ class Triage:
             intent_ranking=ranking,
             language_code=language_code,
             danger=assessment.danger if risk.rank >= Risk.high.rank else Danger.none,
+            facts=assessment.facts,
+            strain=assessment.strain or risk is Risk.concern,
         )
 
 

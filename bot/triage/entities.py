@@ -48,6 +48,16 @@ _NEWBORN = re.compile(
 _BARE_AGE = re.compile(
     rf"(?<![\d+.,]){_NUMBER}\s*(?P<unit>{_DAY}|{_WEEK}|{_MONTH})\b(?!\s*(?:zwanger|pregnant|zw\b|\+))"
 )
+# "peuter van 2", "zoon van 15": a child noun with a bare number of years (no unit after it).
+_AGE_YEARS_BARE = re.compile(
+    r"\b(?:kind|kindje|zoon|zoontje|dochter|dochtertje|peuter|peutertje|kleuter|meisje|jongen|"
+    r"jongetje|son|daughter|boy|girl|kid|child)\s+(?:van|is|of)\s+(\d{1,2})\b"
+    r"(?!\s*(?:[.,]\d|%|euro|eur|\u20ac|kilo|kg|gram|cm|uur|min|keer|x\b|graden|weken|weeks|wk|"
+    r"maand|mnd|months|dag|days|jaar|years|yrs))"
+)
+# Words that name a child's life phase without a number: a teenager is no baby.
+_TEEN_WORDS = re.compile(r"\b(?:puber\w*|tiener\w*|teenager\w*|adolescent\w*|pubertijd)\b")
+_TEEN_DAYS = 14 * 365.0
 _BABY_WORDS = re.compile(
     r"\b(?:baby\w*|kindje|zoontje|dochtertje|kleintje|luier\w*|nappy|nappies|diaper\w*|fles\w*|"
     r"borstvoeding|voeding|drinkt|drinken|newborn|infant|bebe\w*|niemowl\w*)\b"
@@ -140,8 +150,13 @@ def child_age_days(text: str) -> float | None:
     for pattern in (_AGE_OF_CHILD, _AGE_OLD):
         for m in pattern.finditer(text):
             ages.append(_number(m.group(1)) * _unit_days(m.group("unit")))
+    for m in _AGE_YEARS_BARE.finditer(text):
+        if 1 <= int(m.group(1)) <= 18:
+            ages.append(int(m.group(1)) * _UNIT_DAYS["y"])
     if _NEWBORN.search(text):
         ages.append(7.0)
+    if not ages and _TEEN_WORDS.search(text):
+        ages.append(_TEEN_DAYS)
     if not ages and _BABY_WORDS.search(text) and not _PREGNANCY_WORDS.search(text):
         for m in _BARE_AGE.finditer(text):
             ages.append(_number(m.group(1)) * _unit_days(m.group("unit")))

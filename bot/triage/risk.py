@@ -74,6 +74,7 @@ class RiskAssessment:
     neutralised_text: str = ""
     danger: Danger = Danger.none
     facts: Facts = field(default_factory=Facts)
+    strain: bool = False  # the parent is at the end of their strength (rules.yml `strain`)
 
 
 @dataclass(frozen=True)
@@ -108,6 +109,7 @@ class RiskRules:
         self.window = window
         self.fillers = fillers
         self.thresholds = thresholds
+        self.strain: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
     def load(cls, path: Path) -> "RiskRules":
@@ -167,6 +169,8 @@ class RiskRules:
         fillers = frozenset(normalize(str(w)) for w in negation.get("fillers") or [])
         loaded = cls(rules, idioms, words, int(negation.get("window", 2)), thresholds, fillers)
         loaded.idiom_sources = sources
+        strain = document.get("strain")
+        loaded.strain = compile_all([_loosen(p, intensifiers) for p in strain], "strain") if strain else ()
         return loaded
 
     # ---------------------------------------------------------------------------------------
@@ -344,6 +348,12 @@ class RiskDetector:
             # A red flag in a hypothetical or a past event ("wat moet je doen als..."): the
             # classifier hears the danger words, not the question; a person may still answer.
             from_model = Risk.concern
+        if idioms and rule_level.rank < Risk.high.rank and from_model.rank > Risk.concern.rank:
+            # "ik schrok me echt dood vannacht, hij lag op zn buik": the danger words were a figure
+            # of speech, and no rule or red flag sees danger in the rest. The classifier still
+            # hears the scare; a person may hear it, a crisis line would frighten and label.
+            reasons.append(f"idiom-cap:{from_model.value}")
+            from_model = Risk.concern
         if from_model.rank > rule_level.rank:
             reasons.append(f"model:{from_model.value}")
             level = from_model
@@ -369,6 +379,7 @@ class RiskDetector:
             neutralised_text=neutral,
             danger=danger if level.rank >= Risk.high.rank else Danger.none,
             facts=facts,
+            strain=level is Risk.concern or any(p.search(normalised) for p in self.rules.strain),
         )
 
     def _danger_from_model(self, text: str, level: Risk) -> Danger:

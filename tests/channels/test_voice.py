@@ -323,7 +323,7 @@ def test_acute_with_a_professional_on_duty_dials_them_with_a_whisper(
     action = query(dial.get("action") or "")
     assert urlsplit(dial.get("action") or "").path == voice.DIAL_STATUS_PATH
     assert (action["conversation"], action["tried"], action["kind"]) == (
-        conversation.id, professional, "violence")
+        conversation.id, professional, "violence_now")  # the danger kind (taxonomy.md)
     assert tags(dial) == ["Number"]
     number = dial[0]
     assert number.text == PROFESSIONAL_PHONE

@@ -95,7 +95,7 @@ def test_after_hours_says_when_someone_is_back(run) -> None:
     decision = run("mens", view(awaiting="choose_queue"),
                    context(people=0, minutes=None, next_shift=back, now=late))
     assert decision.status is ConversationStatus.queued
-    assert "Vandaag om 09:00" in decision.replies[-1] or "Morgen om 09:00" in decision.replies[-1]
+    assert "Vandaag vanaf 09:00" in decision.replies[-1] or "Morgen vanaf 09:00" in decision.replies[-1]
     assert "Luisterlijn" in decision.replies[-1] and "112" in decision.replies[-1]
 
 
