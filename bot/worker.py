@@ -215,12 +215,17 @@ class Worker:
         poll_seconds: float = 1.0,
         housekeeping_seconds: float = 3600.0,
         handoff_seconds: float = 30.0,
+        on_call: Callable[[], object] | None = None,
+        on_call_seconds: float = 15.0,
     ) -> None:
         """Deliver until `stop` is set. Wakes at once when the pipeline pushes to Redis.
         `handoff` (the desk's tick: keep the queue index whole, return idle claims) runs every
-        `handoff_seconds`; `housekeeping` (the retention purge) every `housekeeping_seconds`."""
+        `handoff_seconds`; `housekeeping` (the retention purge) every `housekeeping_seconds`;
+        `on_call` (handoff.oncall: the SMS for acute conversations waiting while nobody is
+        present) every `on_call_seconds`."""
         last_housekeeping = 0.0
         last_handoff = 0.0
+        last_on_call = 0.0
         loop = asyncio.get_running_loop()
         while not stop.is_set():
             try:
@@ -228,6 +233,9 @@ class Worker:
                     await asyncio.to_thread(recover)
                 while await self.run_once():
                     pass
+                if on_call is not None and loop.time() - last_on_call >= on_call_seconds:
+                    last_on_call = loop.time()
+                    await asyncio.to_thread(on_call)
                 if handoff is not None and loop.time() - last_handoff >= handoff_seconds:
                     last_handoff = loop.time()
                     await asyncio.to_thread(handoff)
