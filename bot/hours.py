@@ -41,6 +41,30 @@ class Hours:
             opening = datetime.combine(local.date() + timedelta(days=1), _clock(self.start_minute), tzinfo=zone)
         return opening
 
+    def next_opening_after_close(self, moment: datetime, zone: ZoneInfo) -> datetime | None:
+        """When the line opens again after the opening period `moment` is in has closed (or, when
+        closed now, the next opening). None when it never closes (00:00-24:00)."""
+        if not self.is_open(moment, zone):
+            return self.next_opening(moment, zone)
+        if self.always:
+            return None
+        closing = self.closes_at(moment, zone)
+        assert closing is not None
+        return self.next_opening(closing, zone)
+
+    def closes_at(self, moment: datetime, zone: ZoneInfo) -> datetime | None:
+        """When the opening period `moment` is in ends; None when closed now or always open."""
+        if not self.is_open(moment, zone) or self.always:
+            return None
+        local = moment.astimezone(zone)
+        minute = local.hour * 60 + local.minute
+        day = local.date()
+        if self.start_minute > self.end_minute and minute >= self.start_minute:
+            day += timedelta(days=1)  # open past midnight: it closes tomorrow
+        # Wall-clock time on that day (24:00 is the next midnight), then back to a real moment.
+        naive = datetime.combine(day, time(0)) + timedelta(minutes=self.end_minute)
+        return naive.replace(tzinfo=zone)
+
 
 def _fmt(minute: int) -> str:
     return f"{minute // 60:02d}:{minute % 60:02d}"

@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import enum
 import logging
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ from bot.config import Settings
 from bot.errors import OudertelefoonError
 from bot.hours import parse_hours
 from bot.intents.catalogue import Catalogue, CatalogueEntry, render_entry
+from bot.intents.guidance import guidance_kind
 from bot.intents.messages import Texts
 from bot.privacy import mask
 from bot.worker import wake
@@ -56,18 +58,26 @@ from bot.storage.models import (
     role_queues,
     utcnow,
 )
-from bot.triage.types import Language, Risk, Theme
+from bot.triage.types import Danger, Language, Risk, Theme
 from handoff.estimate import estimate_wait
 from handoff.events import Event, publish
 from handoff.index import QueueEntry, QueueIndex
 from handoff.interfaces import PRIORITY, WaitEstimate
+from handoff.presence import present_clause, present_count, present_user_ids
 from stats import facts
 
 logger = logging.getLogger(__name__)
 
 MAX_REPLY_CHARS = 4000
 MAX_NOTE_CHARS = 2000
+#: The longest between two writes of a shift's last_seen_at by its dashboard's heartbeat; a third
+#: of the presence timeout when that is shorter, so a present person never looks away.
 HEARTBEAT_EVERY = timedelta(seconds=30)
+#: Risks whose conversations everyone on shift sees, in every queue.
+URGENT = (Risk.acute, Risk.high)
+_RISK_ORDER = (Risk.none, Risk.concern, Risk.high, Risk.acute)
+# Phone numbers in a guidance text, to pass on: "113", "0800-0113", "14 020".
+_PHONE_NUMBER = re.compile(r"(?<![\w-])(?:\d{2,4}[- ]\d{3,4}|\d{3})(?![\w-])")
 EARLIER_LIMIT = 5
 
 
@@ -162,8 +172,11 @@ class Actor(Protocol):
     def languages(self) -> tuple[str, ...]: ...
 
 
-def may_take(actor: Actor, queue: QueueName | None) -> bool:
-    return role_may_take(actor.role, queue)
+def may_take(actor: Actor, queue: QueueName | None, *, acute: bool = False,
+             professional_present: bool = True) -> bool:
+    """Whether this person may take a conversation of `queue` (the rule: role_may_take). An acute
+    conversation of the professional queue is anyone's while no professional is present."""
+    return role_may_take(actor.role, queue, acute=acute, professional_present=professional_present)
 
 
 def queues_of(actor: Actor) -> tuple[QueueName, ...]:
@@ -193,6 +206,23 @@ class QueueItem:
     offered_to_me: bool
     returning: bool
     acute_alert: bool
+    # Whether the person looking may claim it now (a professional-queue conversation shown to a
+    # volunteer because it is urgent: only when acute and no professional is present).
+    can_claim: bool = True
+    urgent: bool = False
+
+
+@dataclass(frozen=True)
+class OnShift:
+    """A person with an open shift, and whether their dashboard is there (handoff.presence)."""
+
+    user_id: str
+    name: str
+    role: Role
+    queue: QueueName
+    started_at: datetime
+    last_seen_at: datetime | None
+    present: bool
 
 
 @dataclass(frozen=True)
@@ -201,8 +231,26 @@ class QueueSnapshot:
     mine: list[QueueItem]
     claimed_by_others: list[QueueItem]
     shift: Shift | None
+    #: People PRESENT on shift per queue (not merely with an open shift).
     on_shift: dict[QueueName, int]
     estimates: dict[QueueName, WaitEstimate]
+    #: Everyone with an open shift, present or away.
+    people: list[OnShift]
+    professional_present: bool
+
+
+@dataclass(frozen=True)
+class Urgency:
+    """Why an acute or high conversation comes first, from the triage of its highest-risk
+    message: the kind of danger and theme (the dashboard says it in words), and the guidance
+    the parent got first (bot.intents.guidance, Dutch) with the numbers in it to pass on."""
+
+    risk: Risk
+    danger: Danger
+    theme: str | None
+    guidance_kind: str | None
+    guidance: str | None
+    numbers: list[str]
 
 
 @dataclass(frozen=True)
@@ -257,6 +305,11 @@ class HandoverCard:
     can_claim: bool
     can_reply: bool
     quick_texts: list[tuple[str, str]]
+    urgency: Urgency | None = None
+    #: Names of the people present on the professional queue's shift (who takes care).
+    professionals_present: list[str] = field(default_factory=list)
+    #: Coordinators present on shift this person may hand this conversation to: (id, name).
+    coordinators: list[tuple[str, str]] = field(default_factory=list)
 
 
 class Desk:
@@ -289,6 +342,54 @@ class Desk:
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
             QueueName.professional: parse_hours(settings.professional_hours),
         }
+        self._present_seen: set[str] | None = None  # who was present at the last tick
+
+    # presence (handoff.presence: one rule for who is really there) --------------------------------
+
+    @property
+    def presence_timeout(self) -> timedelta:
+        return timedelta(seconds=self.settings.presence_timeout_seconds)
+
+    @property
+    def heartbeat_every(self) -> timedelta:
+        """How often a dashboard's heartbeat writes last_seen_at: well below the timeout."""
+        return min(HEARTBEAT_EVERY, self.presence_timeout / 3)
+
+    def _professional_present(self, session: Session, now: datetime) -> bool:
+        return present_count(session, now=now, timeout=self.presence_timeout,
+                             queues=[QueueName.professional]) > 0
+
+    def _present(self, session: Session, user_id: str, now: datetime) -> bool:
+        return session.scalar(select(Shift.id).where(Shift.user_id == user_id,
+                                                     present_clause(now, self.presence_timeout))
+                              .limit(1)) is not None
+
+    def _may_claim(self, session: Session, actor: Actor, conversation: Conversation, now: datetime) -> bool:
+        """The rule (may_take) for this conversation now: presence decides only for an acute
+        conversation this person's role does not take anyway."""
+        acute = conversation.highest_risk is Risk.acute
+        present = True
+        if acute and not may_take(actor, conversation.queue):
+            present = self._professional_present(session, now)
+        return may_take(actor, conversation.queue, acute=acute, professional_present=present)
+
+    def _coordinator_options(self, session: Session, actor: Actor, conversation: Conversation,
+                             now: datetime) -> list[tuple[str, str]]:
+        """Coordinators present on shift to whom this person may hand an acute conversation that
+        waits for a professional while none is present: [(user id, name)]; else none."""
+        if (actor.role is Role.coordinator or conversation.status is not ConversationStatus.queued
+                or conversation.queue is not QueueName.professional
+                or conversation.highest_risk is not Risk.acute
+                or self._professional_present(session, now)):
+            return []
+        ids = present_user_ids(session, now=now, timeout=self.presence_timeout)
+        if not ids:
+            return []
+        query = select(User.id, User.display_name).where(
+            User.id.in_(ids), User.role == Role.coordinator, User.active.is_(True))
+        if conversation.channel is Channel.phone:
+            query = query.where(User.phone_encrypted.is_not(None))  # a call is put through to them
+        return [(uid, name) for uid, name in session.execute(query.order_by(User.display_name))]
 
     # the index -------------------------------------------------------------------------------
 
@@ -323,7 +424,7 @@ class Desk:
         user = session.get(User, helper)
         if user is None or not user.active or conversation.queue is None or not user.may_take(conversation.queue):
             return None, None
-        if not self._on_shift(session, helper):
+        if not self._present(session, helper, self.clock()):
             return None, None
         return helper, (aware(conversation.queued_at) or self.clock()) + timedelta(
             seconds=self.settings.offer_seconds)
@@ -400,9 +501,21 @@ class Desk:
             self._publish(kind, conversation, user_id=conversation.claimed_by if kind == "acute" else None)
 
     def tick(self) -> None:
-        """The worker's periodic round: keep the index whole, return idle claims."""
+        """The worker's periodic round: keep the index whole, end the shifts of people long
+        gone, return idle claims, and tell the dashboards when someone came or went."""
         self.sync()
+        self.end_stale_shifts()
         self.release_idle()
+        self.watch_presence()
+
+    def watch_presence(self) -> None:
+        """Presence runs out by time, not by an event: publish a shift event when the set of
+        people present changed since the last round, so dashboards show who is away."""
+        with self.factory() as session:
+            present = present_user_ids(session, now=self.clock(), timeout=self.presence_timeout)
+        if self._present_seen is not None and present != self._present_seen:
+            self._publish("shift")
+        self._present_seen = present
 
     def sync(self) -> None:
         """Periodic safety net: rebuild when the index lost track of SQL."""
@@ -493,27 +606,54 @@ class Desk:
             self._audit(session, actor, "shift_started", None, queue=queue.value)
         self._publish("shift", user_id=actor.user_id, queue=queue)
 
-    def stop_shift(self, user_id: str) -> int:
-        """End the person's shift; their claimed conversations go back to the queue, places kept."""
+    def stop_shift(self, user_id: str, reason: str = "stopped") -> int:
+        """End the person's shift; their claimed conversations go back to the queue, places kept.
+        `reason`: "stopped" (they said so), "logout", "idle" (their dashboard was gone too long),
+        or "deactivated"."""
         now = self.clock()
         with self.factory() as session, session.begin():
-            for shift in session.scalars(select(Shift).where(Shift.user_id == user_id, Shift.ended_at.is_(None))):
+            shifts = session.scalars(select(Shift).where(Shift.user_id == user_id, Shift.ended_at.is_(None))).all()
+            for shift in shifts:
                 shift.ended_at = now
             claimed = session.scalars(select(Conversation.id).where(
                 Conversation.status == ConversationStatus.claimed, Conversation.claimed_by == user_id)).all()
-            session.add(AuditLog(user_id=user_id, action="shift_stopped", detail={"returned": len(claimed)}))
+            if not shifts and not claimed:
+                return 0  # not on shift (a logout without a shift): nothing to end
+            session.add(AuditLog(user_id=user_id, action="shift_stopped",
+                                 detail={"returned": len(claimed), "reason": reason}))
         for conversation_id in claimed:
             self._return(conversation_id, user_id, "off_shift")
         self._publish("shift", user_id=user_id)
         return len(claimed)
 
     def heartbeat(self, actor: Actor) -> None:
+        """The person's dashboard is there (its event stream, or its polling): their open shift
+        counts as present. Writes at most every `heartbeat_every`; someone coming back after
+        being away is announced to the dashboards at once."""
         now = self.clock()
+        back = False
         with self.factory() as session, session.begin():
             shift = session.scalar(select(Shift).where(Shift.user_id == actor.user_id, Shift.ended_at.is_(None)))
-            if shift is not None and (shift.last_seen_at is None
-                                      or now - (aware(shift.last_seen_at) or now) >= HEARTBEAT_EVERY):
+            last = aware(shift.last_seen_at) if shift is not None else None
+            if shift is not None and (last is None or now - last >= self.heartbeat_every):
                 shift.last_seen_at = now
+                back = last is None or now - last > self.presence_timeout
+        if back:
+            self._publish("shift", user_id=actor.user_id)
+
+    def end_stale_shifts(self) -> int:
+        """A shift whose dashboard has been gone for CLAIM_IDLE_MINUTES ends by itself (audited,
+        reason "idle"), and its claims go back to the queue: nobody stays "in dienst" forever
+        after closing the tab."""
+        limit = self.clock() - timedelta(minutes=self.settings.claim_idle_minutes)
+        with self.factory() as session:
+            stale = session.scalars(select(Shift.user_id).where(
+                Shift.ended_at.is_(None), func.coalesce(Shift.last_seen_at, Shift.started_at) < limit)).all()
+        for user_id in dict.fromkeys(stale):
+            self.stop_shift(user_id, reason="idle")
+        if stale:
+            logger.info("ended %d shift(s) whose dashboard was gone", len(set(stale)))
+        return len(set(stale))
 
     def release_idle(self) -> int:
         """Claimed conversations whose person went off shift, or whose dashboard has been away for
@@ -561,7 +701,7 @@ class Desk:
                 raise Conflict("Iemand anders heeft dit gesprek al opgepakt.")
             if conversation.status is not ConversationStatus.queued:
                 raise Conflict("Dit gesprek wacht niet meer op iemand.")
-            if not may_take(actor, conversation.queue):
+            if not self._may_claim(session, actor, conversation, self.clock()):
                 raise NotAllowed("Dit gesprek is voor een hulpverlener.")
             if conversation.channel is Channel.phone:
                 self._check_phone(session, actor)
@@ -605,17 +745,19 @@ class Desk:
         self.ensure_index()
         queues = queues_of(actor)
         languages = tuple(dict.fromkeys(("nl", *actor.languages)))
+        acute_from = self._acute_queues(actor, queues)
         skipped: list[str] = []  # held in the index while we look further, given back below
         try:
             for attempt in range(20):
                 try:
-                    conversation_id = self.index.claim_next(actor.user_id, queues, languages, self.clock())
+                    conversation_id = self.index.claim_next(actor.user_id, queues, languages, self.clock(),
+                                                            acute_from=acute_from)
                 except redis.RedisError as error:
                     logger.warning("queue index unavailable for claim-next (%s); SQL picks",
                                    type(error).__name__)
-                    conversation_id = self._sql_next(queues, exclude=skipped)
+                    conversation_id = self._sql_next(queues, exclude=skipped, acute_from=acute_from)
                 if conversation_id is None:
-                    if attempt == 0 and self._sql_waiting(queues):
+                    if attempt == 0 and self._sql_waiting(queues, acute_from):
                         self.rebuild()  # the index missed some: catch up once and look again
                         continue
                     return None
@@ -630,10 +772,24 @@ class Desk:
             for conversation_id in skipped:
                 self._unclaim(conversation_id)
 
+    def _acute_queues(self, actor: Actor, queues: Sequence[QueueName]) -> tuple[QueueName, ...]:
+        """The other queues whose acute conversations this person may take now (the rule: an
+        acute professional-queue conversation while no professional is present)."""
+        others = [q for q in QueueName if q not in queues]
+        if not others or not any(may_take(actor, q, acute=True, professional_present=False) for q in others):
+            return ()
+        with self.factory() as session:
+            present = self._professional_present(session, self.clock())
+        return tuple(q for q in others if may_take(actor, q, acute=True, professional_present=present))
+
     def _may_answer(self, conversation_id: str, actor: Actor) -> bool:
         with self.factory() as session:
-            channel = session.scalar(select(Conversation.channel).where(Conversation.id == conversation_id))
-            if channel is not Channel.phone:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                return True  # _confirm finds out
+            if not self._may_claim(session, actor, conversation, self.clock()):
+                return False  # e.g. a professional came online since the index was asked
+            if conversation.channel is not Channel.phone:
                 return True
             try:
                 self._check_phone(session, actor)
@@ -641,23 +797,33 @@ class Desk:
                 return False
             return True
 
-    def _sql_waiting(self, queues: Sequence[QueueName]) -> bool:
+    @staticmethod
+    def _claimable(queues: Sequence[QueueName], acute_from: Sequence[QueueName]) -> Any:
+        where = Conversation.queue.in_(list(queues))
+        if acute_from:
+            where = where | (Conversation.queue.in_(list(acute_from)) & (Conversation.highest_risk == Risk.acute))
+        return where
+
+    def _sql_waiting(self, queues: Sequence[QueueName], acute_from: Sequence[QueueName] = ()) -> bool:
         with self.factory() as session:
             return (session.scalar(select(func.count()).select_from(Conversation).where(
-                Conversation.status == ConversationStatus.queued, Conversation.queue.in_(queues))) or 0) > 0
+                Conversation.status == ConversationStatus.queued, self._claimable(queues, acute_from))) or 0) > 0
 
-    def _sql_next(self, queues: Sequence[QueueName], exclude: Sequence[str] = ()) -> str | None:
+    def _sql_next(self, queues: Sequence[QueueName], exclude: Sequence[str] = (),
+                  acute_from: Sequence[QueueName] = ()) -> str | None:
         with self.factory() as session:
             return session.scalar(
                 select(Conversation.id)
-                .where(Conversation.status == ConversationStatus.queued, Conversation.queue.in_(queues),
+                .where(Conversation.status == ConversationStatus.queued, self._claimable(queues, acute_from),
                        Conversation.id.not_in(list(exclude)))
                 .order_by(Conversation.priority, Conversation.queued_at)
                 .limit(1))
 
     def _confirm(self, conversation_id: str, actor: Actor) -> bool:
         """The durable claim: a conditional UPDATE, so only a conversation that still waits is taken.
-        Then the warm handover message goes to the parent on their own channel."""
+        The warm handover goes to the parent when the person opens the conversation (`greet`),
+        not now: it says they are reading, and they are not yet. A call is the exception: its
+        handover is said on the line, kept in the transcript as before."""
         now = self.clock()
         with self.factory() as session, session.begin():
             conversation = self._take(session, conversation_id, actor.user_id, now,
@@ -668,10 +834,8 @@ class Desk:
             facts.on_claimed(session, conversation, waited)
             self._audit(session, actor, "claimed", conversation_id, queue=(conversation.queue or QueueName.volunteer).value,
                         waited_seconds=waited)
-            lang = self._lang(conversation)
-            self._send(session, conversation, [self.texts.get(
-                "handover", lang, name=actor.display_name, role=self._role_text(actor, lang))],
-                user_id=actor.user_id)
+            if conversation.channel is Channel.phone:
+                self._greet(session, conversation, actor, now, call=True)
         self._publish("claimed", conversation, user_id=actor.user_id)
         self._wake()
         if conversation.channel is Channel.phone and self.on_claim_phone is not None:
@@ -748,6 +912,92 @@ class Desk:
             raise Conflict("Je hebt dit gesprek niet (meer). Pak het eerst op.")
         return conversation
 
+    def _greeting(self, session: Session, conversation: Conversation, actor: Actor, now: datetime,
+                  *, call: bool = False) -> str | None:
+        """The warm handover of this person's claim, if it is still due (the caller sends it):
+        claimed once by a conditional UPDATE on the claim's handoff row, so a reload (or two
+        tabs at once) never sends it twice. A call gets it only at its claim (`call`): after
+        that the person is talking on the line, and no text follows."""
+        if (conversation.channel is Channel.phone) is not call:
+            return None
+        handoff = self._open_handoff(session, conversation.id)
+        if (handoff is None or handoff.status is not HandoffStatus.claimed
+                or handoff.claimed_by != actor.user_id or handoff.greeted_at is not None):
+            return None
+        result = session.execute(
+            update(Handoff).where(Handoff.id == handoff.id, Handoff.greeted_at.is_(None))
+            .values(greeted_at=now).execution_options(synchronize_session=False))
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            return None
+        self._audit(session, actor, "handover_sent", conversation.id)
+        lang = self._lang(conversation)
+        return self.texts.get("handover", lang, name=actor.display_name, role=self._role_text(actor, lang))
+
+    def _greet(self, session: Session, conversation: Conversation, actor: Actor, now: datetime,
+               *, call: bool = False) -> bool:
+        greeting = self._greeting(session, conversation, actor, now, call=call)
+        if greeting is None:
+            return False
+        self._send(session, conversation, [greeting], user_id=actor.user_id)
+        return True
+
+    def greet(self, conversation_id: str, actor: Actor) -> bool:
+        """The person opened their claimed conversation: the parent hears who is there now (the
+        first opening of this claim only). True when the handover went out."""
+        now = self.clock()
+        with self.factory() as session, session.begin():
+            conversation = session.get(Conversation, conversation_id)
+            if (conversation is None or conversation.status is not ConversationStatus.claimed
+                    or conversation.claimed_by != actor.user_id):
+                return False
+            sent = self._greet(session, conversation, actor, now)
+        if sent:
+            self._publish("message", conversation, user_id=actor.user_id)
+            self._wake()
+        return sent
+
+    def open(self, conversation_id: str, actor: Actor) -> HandoverCard:
+        """The conversation page is opened: the warm handover (first opening of a claim), then
+        the card with the transcript that now shows it."""
+        self.greet(conversation_id, actor)
+        return self.card(conversation_id, actor)
+
+    def hand_to_coordinator(self, conversation_id: str, actor: Actor, coordinator_id: str) -> None:
+        """An acute conversation that waits for a professional while none is present, handed to
+        a coordinator present on shift: it is theirs (claimed for them) and they are alerted.
+        The parent hears who it is when the coordinator opens it."""
+        now = self.clock()
+        with self.factory() as session:
+            conversation = session.get(Conversation, conversation_id)
+            if conversation is None:
+                raise NotFound("Dit gesprek bestaat niet meer.")
+            if conversation.status is not ConversationStatus.queued:
+                raise Conflict("Dit gesprek wacht niet meer op iemand.")
+            if coordinator_id not in dict(self._coordinator_options(session, actor, conversation, now)):
+                raise NotAllowed("Dit gesprek kun je nu niet aan een coördinator geven.")
+        self.ensure_index()
+        if not self._index_claim(conversation_id, coordinator_id):
+            raise Conflict("Iemand anders heeft dit gesprek net opgepakt.")
+        with self.factory() as session, session.begin():
+            conversation = self._take(session, conversation_id, coordinator_id, now,
+                                      (ConversationStatus.queued,), handoff_reason=None)
+            if conversation is not None:
+                conversation.acute_alert_at = now  # the coordinator's alert, until they mark it seen
+                waited = int((now - (aware(conversation.queued_at) or now)).total_seconds())
+                facts.on_claimed(session, conversation, waited)
+                self._audit(session, actor, "handed_to_coordinator", conversation_id, to=coordinator_id,
+                            waited_seconds=waited)
+        if conversation is None:
+            self._unclaim(conversation_id)
+            raise Conflict("Iemand anders heeft dit gesprek net opgepakt.")
+        self._publish("claimed", conversation, user_id=coordinator_id)
+        self._publish("acute", conversation, user_id=coordinator_id)
+        if conversation.channel is Channel.phone and self.on_claim_phone is not None:
+            try:
+                self.on_claim_phone(conversation_id, coordinator_id)
+            except Exception as error:  # the claim stands; the coordinator sees it and can call back
+                logger.error("connecting a handed-on call failed (%s)", type(error).__name__)
+
     # in the conversation --------------------------------------------------------------------------
 
     def reply(self, conversation_id: str, actor: Actor, text: str) -> None:
@@ -758,7 +1008,8 @@ class Desk:
             raise DeskError(f"Je bericht is te lang (meer dan {MAX_REPLY_CHARS} tekens).")
         with self.factory() as session, session.begin():
             conversation = self._claimed(session, conversation_id, actor)
-            self._send(session, conversation, [text], user_id=actor.user_id)
+            greeting = self._greeting(session, conversation, actor, self.clock())  # who, before what
+            self._send(session, conversation, [greeting, text] if greeting else [text], user_id=actor.user_id)
             self._audit(session, actor, "replied", conversation_id)
         self._publish("message", conversation, user_id=actor.user_id)
         self._wake()
@@ -1008,21 +1259,29 @@ class Desk:
     # reading ------------------------------------------------------------------------------------
 
     def snapshot(self, actor: Actor) -> QueueSnapshot:
+        """The queue page: what waits for this person (their queues; for someone on shift also
+        the acute and high conversations of every queue), their own conversations, who has the
+        urgent ones, who is on shift and present, and the expected waits."""
         self.ensure_index()
         now = self.clock()
         queues = queues_of(actor)
         with self.factory() as session:
+            shift = session.scalar(select(Shift).where(Shift.user_id == actor.user_id, Shift.ended_at.is_(None)))
+            urgent_too = shift is not None and len(queues) < len(QueueName)
             order: dict[str, int] = {}
             offers: dict[str, QueueEntry] = {}
             try:
-                for position, entry in enumerate(self.index.entries(queues)):
+                for position, entry in enumerate(self.index.entries(list(QueueName) if urgent_too else queues)):
                     order[entry.conversation_id] = position
                     offers[entry.conversation_id] = entry
             except redis.RedisError:
                 pass  # SQL order below
+            visible = Conversation.queue.in_(queues)
+            if urgent_too:
+                visible = visible | Conversation.highest_risk.in_(URGENT)
             waiting_rows = session.scalars(
                 select(Conversation).where(Conversation.status == ConversationStatus.queued,
-                                           Conversation.queue.in_(queues))
+                                           Conversation.queue.is_not(None), visible)
                 .order_by(Conversation.priority, Conversation.queued_at)
             ).all()
             waiting_rows = sorted(waiting_rows, key=lambda c: order.get(c.id, len(order)))
@@ -1032,12 +1291,14 @@ class Desk:
             ).all()
             names = dict(session.execute(select(User.id, User.display_name)).all())
             returning = self._returning(session, [*waiting_rows, *claimed_rows])
+            professional_present = self._professional_present(session, now)
 
             def item(c: Conversation) -> QueueItem:
                 entry = offers.get(c.id)
                 offered = bool(entry and entry.offer_to == actor.user_id and entry.offer_until
                                and now < entry.offer_until)
                 queued_at = aware(c.queued_at) or aware(c.created_at) or now
+                acute = c.highest_risk is Risk.acute
                 return QueueItem(
                     conversation_id=c.id, ref=ref(c.id), queue=c.queue or QueueName.volunteer,
                     priority=c.priority if c.priority is not None else 3, risk=c.highest_risk,
@@ -1047,20 +1308,38 @@ class Desk:
                     claimed_by_name=names.get(c.claimed_by) if c.claimed_by else None,
                     offered_to_me=offered, returning=c.id in returning,
                     acute_alert=c.acute_alert_at is not None,
+                    can_claim=may_take(actor, c.queue, acute=acute, professional_present=professional_present),
+                    urgent=c.highest_risk in URGENT,
                 )
 
             waiting = [item(c) for c in waiting_rows]
             mine = [item(c) for c in claimed_rows if c.claimed_by == actor.user_id]
-            others = [item(c) for c in claimed_rows if c.claimed_by != actor.user_id] \
-                if actor.role is Role.coordinator else []
-            shift = session.scalar(select(Shift).where(Shift.user_id == actor.user_id, Shift.ended_at.is_(None)))
-            on_shift = {q: session.scalar(select(func.count()).select_from(Shift).where(
-                Shift.queue == q, Shift.ended_at.is_(None))) or 0 for q in QueueName}
+            # Who takes care: coordinators see every claim; someone on shift the urgent ones.
+            others = [item(c) for c in claimed_rows if c.claimed_by != actor.user_id
+                      and (actor.role is Role.coordinator or (shift is not None and c.highest_risk in URGENT))]
+            on_shift = {q: present_count(session, now=now, timeout=self.presence_timeout, queues=[q])
+                        for q in QueueName}
             estimates = {q: estimate_wait(session, q, PRIORITY[Risk.none], now=now, hours=self.hours[q],
-                                          zone=self.zone, handling_minutes=self.settings.handling_minutes)
+                                          zone=self.zone, handling_minutes=self.settings.handling_minutes,
+                                          presence_timeout=self.presence_timeout)
                          for q in queues}
+            people = self._people(session, now)
         return QueueSnapshot(waiting=waiting, mine=mine, claimed_by_others=others, shift=shift,
-                             on_shift=on_shift, estimates=estimates)
+                             on_shift=on_shift, estimates=estimates, people=people,
+                             professional_present=professional_present)
+
+    def _people(self, session: Session, now: datetime) -> list[OnShift]:
+        """Everyone with an open shift (active accounts), present first, then by name."""
+        present = present_user_ids(session, now=now, timeout=self.presence_timeout)
+        rows = session.execute(
+            select(Shift, User.display_name, User.role).join(User, User.id == Shift.user_id)
+            .where(Shift.ended_at.is_(None), User.active.is_(True))
+        ).all()
+        people = [OnShift(user_id=shift.user_id, name=name, role=role, queue=shift.queue,
+                          started_at=aware(shift.started_at) or now, last_seen_at=aware(shift.last_seen_at),
+                          present=shift.user_id in present)
+                  for shift, name, role in rows]
+        return sorted(people, key=lambda p: (not p.present, p.name.lower()))
 
     @staticmethod
     def _returning(session: Session, conversations: Sequence[Conversation]) -> set[str]:
@@ -1075,15 +1354,19 @@ class Desk:
         many = {(p, ch) for p, ch, n in rows if n > 1}
         return {c.id for c in conversations if (c.pseudonym, c.channel) in many}
 
-    def _readable(self, conversation: Conversation, actor: Actor) -> None:
+    def _readable(self, session: Session, conversation: Conversation, actor: Actor, now: datetime) -> None:
         if actor.role is Role.coordinator:
             return
         if conversation.claimed_by == actor.user_id:
             return
-        if conversation.status is ConversationStatus.queued and may_take(actor, conversation.queue):
-            return
-        if conversation.status is ConversationStatus.claimed and may_take(actor, conversation.queue):
-            return  # they see who has it; the transcript is for the one who has it
+        if conversation.status in (ConversationStatus.queued, ConversationStatus.claimed):
+            if may_take(actor, conversation.queue):
+                return  # claimed: they see who has it; the transcript is for the one who has it
+            # Acute and high conversations are for everyone on shift to see (who takes care).
+            if conversation.highest_risk in URGENT and self._on_shift(session, actor.user_id):
+                return
+            if conversation.status is ConversationStatus.queued and self._may_claim(session, actor, conversation, now):
+                return
         raise NotAllowed("Dit gesprek is niet voor jou.")
 
     def card(self, conversation_id: str, actor: Actor) -> HandoverCard:
@@ -1093,7 +1376,7 @@ class Desk:
             conversation = session.get(Conversation, conversation_id)
             if conversation is None:
                 raise NotFound("Dit gesprek bestaat niet (meer). Misschien is het verwijderd.")
-            self._readable(conversation, actor)
+            self._readable(session, conversation, actor, now)
             mine = conversation.claimed_by == actor.user_id
             full = mine or actor.role is Role.coordinator or conversation.status is ConversationStatus.queued
             if not full:
@@ -1136,11 +1419,46 @@ class Desk:
                 earlier=self._earlier(session, conversation, names),
                 messages=messages, acute_alert=conversation.acute_alert_at is not None,
                 pending_referral=pending,
-                can_claim=conversation.status is ConversationStatus.queued and may_take(actor, conversation.queue),
+                can_claim=(conversation.status is ConversationStatus.queued
+                           and self._may_claim(session, actor, conversation, now)),
                 can_reply=mine and conversation.status is ConversationStatus.claimed,
                 quick_texts=quick,
+                urgency=self._urgency(conversation),
+                professionals_present=self._professional_names(session, now)
+                if conversation.queue is QueueName.professional else [],
+                coordinators=self._coordinator_options(session, actor, conversation, now),
             )
         return card
+
+    def _professional_names(self, session: Session, now: datetime) -> list[str]:
+        ids = present_user_ids(session, now=now, timeout=self.presence_timeout, queues=[QueueName.professional])
+        if not ids:
+            return []
+        return sorted(session.scalars(select(User.display_name).where(User.id.in_(ids))))
+
+    def _urgency(self, conversation: Conversation) -> Urgency | None:
+        """Why an acute or high conversation comes first: its highest-risk parent message decides
+        (of equal risk, one with a named danger, then the latest), and the guidance that message
+        got first (bot.intents.guidance: the one rule and the one text)."""
+        if conversation.highest_risk not in URGENT:
+            return None
+        best: tuple[tuple[int, bool, int], dict[str, Any]] | None = None
+        for n, message in enumerate(conversation.messages):
+            triage = message.triage or {}
+            if message.author is not Author.parent or triage.get("risk") not in Risk._value2member_map_:
+                continue
+            key = (_RISK_ORDER.index(Risk(triage["risk"])), triage.get("danger") not in (None, "none"), n)
+            if best is None or key > best[0]:
+                best = (key, triage)
+        triage = best[1] if best is not None else {}
+        risk = Risk(triage["risk"]) if triage else conversation.highest_risk
+        danger = Danger(triage["danger"]) if triage.get("danger") in Danger._value2member_map_ else Danger.none
+        theme = triage.get("theme") if triage.get("theme") not in (None, Theme.none.value) else None
+        kind = guidance_kind(risk, danger, triage.get("risk_category"))
+        text = self.texts.guidance.text(kind, "nl") if kind and self.texts.guidance is not None else None
+        numbers = list(dict.fromkeys(_PHONE_NUMBER.findall(text))) if text else []
+        return Urgency(risk=conversation.highest_risk, danger=danger, theme=theme,
+                       guidance_kind=kind, guidance=text, numbers=numbers)
 
     @staticmethod
     def _transfer_author(reason: str) -> str:
@@ -1199,7 +1517,7 @@ class Desk:
             conversation = session.get(Conversation, conversation_id)
             if conversation is None:
                 raise NotFound("Dit gesprek bestaat niet (meer).")
-            self._readable(conversation, actor)
+            self._readable(session, conversation, actor, self.clock())
             if not (conversation.claimed_by == actor.user_id or actor.role is Role.coordinator
                     or conversation.status is ConversationStatus.queued):
                 raise Conflict("Iemand anders heeft dit gesprek opgepakt.")

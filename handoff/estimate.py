@@ -1,4 +1,5 @@
-"""Honest expected waiting time, from SQL: conversations ahead in the queue, people on shift, the
+"""Honest expected waiting time, from SQL: conversations ahead in the queue, the people PRESENT on
+shift (handoff.presence: an open shift whose dashboard was seen within the presence timeout), the
 recent handling times, and the queue's opening hours."""
 
 from __future__ import annotations
@@ -18,10 +19,13 @@ from bot.storage.models import (
     Handoff,
     HandoffStatus,
     QueueName,
-    Shift,
+    User,
     aware,
+    role_may_take,
 )
-from handoff.interfaces import WaitEstimate
+from bot.triage.types import Risk
+from handoff.interfaces import PRIORITY, WaitEstimate
+from handoff.presence import present_count, present_user_ids
 
 RECENT = timedelta(days=14)
 MIN_SAMPLES = 5
@@ -53,16 +57,29 @@ def estimate_wait(
     hours: Hours,
     zone: ZoneInfo,
     handling_minutes: int,
+    presence_timeout: timedelta,
 ) -> WaitEstimate:
-    """Minutes until a new conversation with `priority` is picked up, or when the next shift starts."""
-    on_shift = session.scalar(
-        select(func.count()).select_from(Shift).where(Shift.queue == queue, Shift.ended_at.is_(None))
-    ) or 0
-    if on_shift == 0:
-        opening = hours.next_opening(now, zone)
-        # Open now but nobody on shift: say "as soon as someone is there", not a made-up time.
-        return WaitEstimate(minutes=None, next_shift_starts=None if opening <= now else opening,
-                            people_on_shift=0)
+    """Minutes until a new conversation with `priority` is picked up, counting only the people
+    present on shift now (`presence_timeout`: handoff.presence); with nobody present, when the
+    rota next has someone."""
+    open_now = hours.is_open(now, zone)
+    present = present_count(session, now=now, timeout=presence_timeout, queues=[queue])
+    busy_filter = Conversation.queue == queue
+    if present == 0 and priority == PRIORITY[Risk.acute]:
+        # Danger now with nobody of this queue present: whoever else is present may take it
+        # (role_may_take, the one rule), and is alerted; so they are who the parent waits for.
+        ids = present_user_ids(session, now=now, timeout=presence_timeout)
+        roles = session.execute(select(User.id, User.role).where(User.id.in_(ids))).all() if ids else []
+        takers = [uid for uid, role in roles
+                  if role_may_take(role, queue, acute=True, professional_present=False)]
+        present = len(takers)
+        busy_filter = Conversation.claimed_by.in_(takers)
+    if present == 0:
+        # Nobody online. After hours: the next opening. Open now (the rota says someone should
+        # be here, but nobody is): not "any minute now", but the next opening period after this
+        # one, so the parent hears a time the rota stands behind.
+        return WaitEstimate(minutes=None, next_shift_starts=hours.next_opening_after_close(now, zone),
+                            people_on_shift=0, open_now=open_now)
     ahead = session.scalar(
         select(func.count()).select_from(Conversation).where(
             Conversation.status == ConversationStatus.queued,
@@ -72,11 +89,11 @@ def estimate_wait(
     ) or 0
     busy = session.scalar(
         select(func.count()).select_from(Conversation).where(
-            Conversation.status == ConversationStatus.claimed, Conversation.queue == queue)
+            Conversation.status == ConversationStatus.claimed, busy_filter)
     ) or 0
-    free = max(0, on_shift - busy)
+    free = max(0, present - busy)
     if ahead < free:
-        return WaitEstimate(minutes=2, next_shift_starts=None, people_on_shift=on_shift)
+        return WaitEstimate(minutes=2, next_shift_starts=None, people_on_shift=present, open_now=open_now)
     handling = recent_handling_minutes(session, queue, now, handling_minutes)
-    minutes = math.ceil((ahead - free + 1) / on_shift) * handling
-    return WaitEstimate(minutes=minutes, next_shift_starts=None, people_on_shift=on_shift)
+    minutes = math.ceil((ahead - free + 1) / present) * handling
+    return WaitEstimate(minutes=minutes, next_shift_starts=None, people_on_shift=present, open_now=open_now)

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PRIORITY_STEP = 10**13  # epoch milliseconds stay below this until the year 2286
 CANDIDATES = 200  # claim_next looks at this many entries at the head of each queue
+ANY_PRIORITY = 1_000_000  # claim_next's "take any priority from this queue"
 _BATCH = 2000  # commands per pipeline round trip in rebuild
 
 
@@ -168,18 +169,27 @@ return 0
 """
 
 # KEYS: the queue zsets to take from, then skills, claims.
-# ARGV: user id, now (epoch ms), candidates per queue, then the person's languages.
+# ARGV: user id, now (epoch ms), candidates per queue, the highest priority to take from each
+# queue ("3,0": anything from the first, only acute from the second), then the languages.
 # Walks the heads of the queues merged by (score, id), a small page at a time, and stops at the
 # first entry it may take: the common case reads a handful of entries, not 200 per queue.
 _CLAIM_NEXT = """
 local skills_key, claims_key = KEYS[#KEYS - 1], KEYS[#KEYS]
 local user, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-local speaks = {nl = true}
-for i = 4, #ARGV do speaks[ARGV[i]] = true end
 local step, page = 10000000000000, 16
+local most = {}
+for p in string.gmatch(ARGV[4], '[^,]+') do most[#most + 1] = tonumber(p) end
+local speaks = {nl = true}
+for i = 5, #ARGV do speaks[ARGV[i]] = true end
 local cursors = {}
-for i = 1, #KEYS - 2 do cursors[i] = {key = KEYS[i], buf = {}, pos = 1, read = 0, done = false} end
+for i = 1, #KEYS - 2 do
+  cursors[i] = {key = KEYS[i], buf = {}, pos = 1, read = 0, done = false, most = most[i] or 1000000}
+end
 local function head(c)
+  if c.pos <= #c.buf and math.floor(c.buf[c.pos].score / step) > c.most then
+    c.done, c.buf, c.pos = true, {}, 1  -- sorted: everything after is less urgent still
+    return nil
+  end
   if c.pos > #c.buf then
     if c.done or c.read >= limit then return nil end
     local stop = math.min(c.read + page, limit) - 1
@@ -189,6 +199,7 @@ local function head(c)
     c.read = c.read + #c.buf
     if #c.buf < page then c.done = true end
     if #c.buf == 0 then return nil end
+    if math.floor(c.buf[1].score / step) > c.most then c.done, c.buf = true, {} return nil end
   end
   return c.buf[c.pos]
 end
@@ -287,21 +298,27 @@ class QueueIndex:
         return bool(self._claim(keys=self._entry_keys(), args=[conversation_id, user_id]))
 
     def claim_next(self, user_id: str, queues: Sequence[QueueName], languages: Sequence[str],
-                   now: datetime | None = None) -> str | None:
-        """Claim the most urgent conversation `user_id` may take from `queues`, or None.
+                   now: datetime | None = None, *, acute_from: Sequence[QueueName] = ()) -> str | None:
+        """Claim the most urgent conversation `user_id` may take from `queues` (and the acute
+        entries, priority 0, of `acute_from`), or None.
 
         Looks at the first 200 of each queue, merged by priority and waiting time. An entry
         offered to someone else is skipped while `now` < its offer_until. The first entry in a
         language the person speaks (Dutch counts for everyone) is taken; acute and high entries
         (priority <= 1) are never skipped for language; with no match, the first eligible one.
         """
-        if not queues:
+        names = list(dict.fromkeys(QueueName(q) for q in queues))
+        most = {q: ANY_PRIORITY for q in names}
+        for queue in acute_from:
+            most.setdefault(QueueName(queue), 0)  # acute only
+        if not most:
             return None
         now = now or utcnow()
-        keys = [self.queue_key(q) for q in dict.fromkeys(QueueName(q) for q in queues)]
+        keys = [self.queue_key(q) for q in most]
         langs = [lang.lower() for lang in languages if lang]
+        limits = ",".join(str(value) for value in most.values())
         result = self._claim_next(keys=[*keys, self.skills_key, self.claims_key],
-                                  args=[user_id, _epoch_ms(now), CANDIDATES, *langs])
+                                  args=[user_id, _epoch_ms(now), CANDIDATES, limits, *langs])
         return _text(result) if result else None
 
     def unclaim(self, conversation_id: str) -> None:

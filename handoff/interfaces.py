@@ -24,8 +24,19 @@ def queue_for(route: Route, preferred: QueueName | None = None) -> QueueName:
 
 @dataclass(frozen=True)
 class WaitEstimate:
-    """What the parent is told: minutes to wait, or when the next shift starts."""
+    """What the parent is told: minutes to wait, or when someone is there by the rota.
+
+    - `people_on_shift`: the people PRESENT on shift for the queue now (handoff.presence), not
+      merely with an open shift.
+    - `minutes`: the expected wait; None when nobody is present.
+    - `open_now`: whether the queue's opening hours include this moment.
+    - `next_shift_starts`: when nobody is present, the next time the rota has someone: the next
+      opening after hours, or, while the hours are open but nobody is online, the start of the
+      next opening period after this one closes (None for a queue that never closes). None
+      when someone is present.
+    """
 
     minutes: int | None
     next_shift_starts: datetime | None
     people_on_shift: int
+    open_now: bool = False

@@ -16,9 +16,10 @@ from bot.storage.models import QueueName, Shift, User
 
 
 def present_clause(now: datetime, timeout: timedelta) -> ColumnElement[bool]:
-    """SQL condition on Shift: open, and seen by its dashboard within `timeout`."""
-    return and_(Shift.ended_at.is_(None), Shift.last_seen_at.is_not(None),
-                Shift.last_seen_at >= now - timeout)
+    """SQL condition on Shift: open, and seen by its dashboard within `timeout` (a shift never
+    seen yet counts from its start: starting a shift is being there)."""
+    return and_(Shift.ended_at.is_(None),
+                func.coalesce(Shift.last_seen_at, Shift.started_at) >= now - timeout)
 
 
 def present_count(session: Session, *, now: datetime, timeout: timedelta,

@@ -549,7 +549,8 @@ class Line:
                     session, conversation.queue,
                     conversation.priority if conversation.priority is not None else 3,
                     now=self.now, hours=self.pipeline.hours[conversation.queue],
-                    zone=self.pipeline.zone, handling_minutes=self.settings.handling_minutes)
+                    zone=self.pipeline.zone, handling_minutes=self.settings.handling_minutes,
+                    presence_timeout=timedelta(seconds=self.settings.presence_timeout_seconds))
                 minutes = estimate.minutes if estimate.people_on_shift else None
         if minutes is not None:
             self.say(response, "wait_minutes", lang, minutes=max(5, minutes))

@@ -119,9 +119,14 @@ class Role(str, enum.Enum):
     coordinator = "coordinator"
 
 
-def role_may_take(role: Role, queue: QueueName | None) -> bool:
-    """Volunteers take the volunteer queue; professionals and coordinators take both."""
-    return queue is QueueName.volunteer or role in (Role.professional, Role.coordinator)
+def role_may_take(role: Role, queue: QueueName | None, *, acute: bool = False,
+                  professional_present: bool = True) -> bool:
+    """Volunteers take the volunteer queue; professionals and coordinators take both. An acute
+    conversation in the professional queue may be taken by a volunteer too while no professional
+    is present on shift (handoff.presence): danger now does not wait for the rota."""
+    if queue is QueueName.volunteer or role in (Role.professional, Role.coordinator):
+        return True
+    return acute and not professional_present
 
 
 def role_queues(role: Role) -> tuple[QueueName, ...]:
@@ -278,6 +283,9 @@ class Handoff(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # When the warm handover went to the parent: at the claimer's first opening of the
+    # conversation, once per claim (a call is connected instead, without a text).
+    greeted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
     conversation: Mapped[Conversation] = relationship(back_populates="handoffs")
 

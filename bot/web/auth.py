@@ -594,9 +594,16 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     @router.post("/logout")
     def logout(request: Request, person: CsrfPerson) -> Response:
-        """Log out: the session ends and the cookie goes."""
+        """Log out: the session ends and the cookie goes, and so does the person's shift (their
+        claimed conversations go back to the queue): nobody is "in dienst" after leaving."""
         auth = get_auth(request)
         auth.logout(request.cookies.get(COOKIE, ""))
+        desk = getattr(request.app.state.services, "desk", None)
+        if desk is not None:
+            returned = desk.stop_shift(person.user_id, reason="logout")
+            if returned:
+                logger.info("logout of user %s: %s claimed conversation(s) back to the queue",
+                            person.user_id, returned)
         request.state.ot_session_refresh = None
         response = RedirectResponse("/login", status_code=303)
         response.delete_cookie(COOKIE, path="/", httponly=True, samesite="strict",
@@ -691,7 +698,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         auth.end_sessions(user_id)
         desk = getattr(request.app.state.services, "desk", None)
         if desk is not None:
-            returned = desk.stop_shift(user_id)
+            returned = desk.stop_shift(user_id, reason="deactivated")
             logger.info("deactivated user %s: %s claimed conversation(s) back to the queue",
                         user_id, returned)
         return RedirectResponse("/dashboard/users?gedaan=gedeactiveerd", status_code=303)

@@ -41,7 +41,9 @@ from bot.storage.models import (
     aware,
 )
 from bot.web.auth import Coordinator, CoordinatorCsrf, CsrfPerson, CurrentPerson, Person
+from bot.triage.types import Risk
 from handoff import events
+from handoff.interfaces import PRIORITY
 from handoff.desk import (
     OUTCOME_LABELS,
     RISK_LABELS,
@@ -54,7 +56,10 @@ from handoff.desk import (
 
 logger = logging.getLogger(__name__)
 
-#: How often the event stream sends a comment (and refreshes the person's heartbeat).
+URGENT_PRIORITY = PRIORITY[Risk.high]  # acute (0) and high (1)
+
+#: How often the event stream sends a comment (and refreshes the person's heartbeat); at most a
+#: quarter of PRESENCE_TIMEOUT_SECONDS, so a person whose tab is open never looks away.
 PING_SECONDS = 15.0
 #: The longest a reply can be (the desk checks it too).
 MAX_REPLY_CHARS = 4000
@@ -72,6 +77,18 @@ LANGUAGE_LABELS = {
     "fr": "Frans", "de": "Duits", "es": "Spaans", "uk": "Oekraïens", "so": "Somalisch",
 }
 PRIORITY_LABELS = {0: "ACUUT", 1: "hoog", 2: "zorg", 3: "geen"}
+#: A queue row's badge in words (acute has its own ⚠ ACUUT badge; an ordinary question none).
+PRIORITY_BADGES = {1: "Dringend", 2: "Heeft het zwaar"}
+#: What kind of danger, for the handover card's first line (taxonomy.md, "danger kind").
+DANGER_WORDS = {
+    "suicide": "de ouder schreef over zelfdoding",
+    "violence_now": "de ouder schreef over geweld dat nu gebeurt",
+    "child_in_danger": "een kind is nu in gevaar",
+    "medical_child": "signalen van een medisch probleem bij een baby of kind",
+    "medical_pregnancy": "signalen van een medisch probleem in de zwangerschap",
+    "psychiatric": "signalen van ernstige psychische nood, zoals stemmen horen of dagen niet slapen",
+    "homeless_now": "de ouder is nu met een kind op straat of in de kou",
+}
 MONTHS = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
 AUTHOR_LABELS = {Author.parent: "Ouder", Author.bot: "Bot", Author.person: "Medewerker"}
 
@@ -122,6 +139,7 @@ NOTICES = {
     "verwijzing": ("De vraag om toestemming is verstuurd. Zegt de ouder 'ja', dan krijgt die "
                    "de verwijzing."),
     "gezien": "De melding is als gezien gemarkeerd.",
+    "coordinator": "Het gesprek is bij de coördinator. Die krijgt er nu een melding van.",
 }
 
 
@@ -207,19 +225,35 @@ def queue_reason(reason: str | None) -> str:
 
 
 def risk_reason(reason: str) -> str:
-    """A triage risk reason for people: "rule:distress" -> "signaal: veel spanning of verdriet"."""
+    """A triage risk reason for people: "rule:distress" -> "signaal: veel spanning of verdriet".
+    Empty for what a volunteer cannot act on: the model's own score, an unknown kind of reason."""
     kind, _, rest = reason.partition(":")
     negated = rest.endswith(" (negated)")
     rest = rest.removesuffix(" (negated)")
+    if negated:
+        return ""  # a sign that is absent is no reason
     if kind == "rule":
-        text = "signaal: " + RISK_RULES.get(rest, rest.replace("_", " "))
-    elif kind == "model":
-        text = "het model schat het risico " + _label(RISK_LABELS, rest)
-    elif kind == "idiom":
-        text = "uitdrukking, niet letterlijk bedoeld: " + rest
-    else:
-        return reason
-    return text + (" (ontkend)" if negated else "")
+        return "de ouder schreef over: " + RISK_RULES.get(rest, rest.replace("_", " "))
+    if kind == "idiom":
+        return "een uitdrukking, niet letterlijk bedoeld: " + rest
+    return ""
+
+
+def urgency_headline(urgency: Any) -> str:
+    """The card's first line for an acute or high conversation, in words a volunteer knows:
+    "Spoed: de ouder schreef over zelfdoding", "Let op: signalen van een medisch probleem bij
+    een baby of kind". From the triage's risk, danger kind and theme (handoff.desk.Urgency)."""
+    if urgency is None:
+        return ""
+    acute = getattr(urgency.risk, "value", urgency.risk) == "acute"
+    lead = "Spoed: " if acute else "Let op: "
+    danger = getattr(urgency.danger, "value", urgency.danger)
+    if danger in DANGER_WORDS:
+        return lead + DANGER_WORDS[danger]
+    theme = _label(THEME_LABELS, urgency.theme) if urgency.theme else None
+    if acute:
+        return lead + "de ouder schreef iets dat op gevaar nu wijst" + (f" (over {theme})" if theme else "")
+    return lead + ("ernstige zorgen over " + theme if theme else "ernstige zorgen")
 
 
 def install_template_helpers(templates: Jinja2Templates) -> None:
@@ -239,6 +273,8 @@ def install_template_helpers(templates: Jinja2Templates) -> None:
     env.filters["author"] = lambda v: _label(AUTHOR_LABELS, v)
     env.filters["queue_reason"] = queue_reason
     env.filters["risk_reason"] = risk_reason
+    env.filters["urgency"] = urgency_headline
+    env.filters["badge"] = lambda v: PRIORITY_BADGES.get(v, "")
     env.globals["dashboard_shift"] = _open_shift
 
 
@@ -267,10 +303,14 @@ def _holder_name(request: Request, conversation_id: str) -> str | None:
 
 
 def visible_to(event: events.Event, person: Person) -> bool:
-    """Whether a live event concerns this person: about them, or about a queue they may take."""
+    """Whether a live event concerns this person: about them, about a queue they may take, or
+    about an acute or high conversation (everyone on shift sees those, in every queue; the page
+    itself knows whether this person is on shift)."""
     if event.user_id is not None and event.user_id == person.user_id:
         return True
     if event.queue is None:
+        return True
+    if event.priority is not None and event.priority <= URGENT_PRIORITY:
         return True
     try:
         queue = QueueName(event.queue)
@@ -340,9 +380,17 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         return page(request, person, "dashboard/queue.html",
                     {"snapshot": snapshot, "shift": snapshot.shift})
 
+    def polled(request: Request, person: Person) -> None:
+        """A page that polls (its event stream is down) is there too: the same heartbeat."""
+        try:
+            _desk(request).heartbeat(person)
+        except Exception as error:  # the fragment matters more than the heartbeat
+            logger.warning("dashboard: heartbeat failed: %s", type(error).__name__)
+
     @router.get("/dashboard/queue", response_class=HTMLResponse)
     def queue_fragment(request: Request, person: CurrentPerson) -> Response:
-        """The lists of the queue page, for the live refresh."""
+        """The lists of the queue page, for the live refresh (and the poll when live fails)."""
+        polled(request, person)
         try:
             snapshot = _desk(request).snapshot(person)
         except DeskError as error:
@@ -391,6 +439,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         services = request.app.state.services
         desk = services.desk
         interval = float(getattr(request.app.state, "sse_ping_seconds", PING_SECONDS))
+        interval = min(interval, services.settings.presence_timeout_seconds / 4)
         prefix = getattr(desk, "prefix", "ot")
         return StreamingResponse(
             _stream(services.redis, desk, person, interval, prefix),
@@ -403,10 +452,11 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
     @router.get("/dashboard/conversations/{conversation_id}", response_class=HTMLResponse)
     def conversation_page(request: Request, person: CurrentPerson,
                           conversation_id: str) -> Response:
-        """The handover card, the transcript and (for whoever has it) the reply box."""
+        """The handover card, the transcript and (for whoever has it) the reply box. The first
+        opening of a claim sends the parent the warm handover (the desk's `open`)."""
         desk = _desk(request)
         try:
-            card = desk.card(conversation_id, person)
+            card = desk.open(conversation_id, person)
         except Conflict as error:
             # Someone else has it (the desk let this person see that much): say who.
             holder = _holder_name(request, conversation_id)
@@ -435,6 +485,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
     def conversation_messages(request: Request, person: CurrentPerson, conversation_id: str,
                               after: int = 0) -> Response:
         """Transcript items after position `after`, as a fragment (for the live update)."""
+        polled(request, person)
         try:
             items = _desk(request).messages_after(conversation_id, person, max(0, after))
         except DeskError as error:
@@ -522,6 +573,17 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         return act(request, person,
                    lambda: _desk(request).acknowledge_alert(conversation_id, person),
                    lambda _: conversation_url(conversation_id, "gezien"))
+
+    @router.post("/dashboard/conversations/{conversation_id}/coordinator")
+    def hand_to_coordinator(request: Request, person: CsrfPerson, conversation_id: str,
+                            coordinator: Annotated[str, Form()] = "") -> Response:
+        """Acute, waiting for a professional while none is present: to the coordinator on duty."""
+        def run() -> None:
+            if not coordinator:
+                raise FormProblem("Kies een coördinator.")
+            _desk(request).hand_to_coordinator(conversation_id, person, coordinator)
+
+        return act(request, person, run, lambda _: "/dashboard?melding=coordinator")
 
     @router.post("/dashboard/conversations/{conversation_id}/block")
     def block(request: Request, person: CoordinatorCsrf, conversation_id: str,

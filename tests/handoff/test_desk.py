@@ -51,7 +51,7 @@ def test_asking_for_a_person_queues_and_indexes(services: Services) -> None:
     assert services.desk.index.waiting(QueueName.volunteer) == [conversation_id]
 
 
-def test_claim_sends_the_warm_handover_and_the_bot_goes_silent(services: Services) -> None:
+def test_opening_a_claim_sends_the_warm_handover_and_the_bot_goes_silent(services: Services) -> None:
     parent = Parent(services)
     conversation_id = parent.wants_volunteer()
     sanne = person(services, name="Sanne")
@@ -59,9 +59,14 @@ def test_claim_sends_the_warm_handover_and_the_bot_goes_silent(services: Service
     assert services.desk.claim_next(sanne) == conversation_id
     conversation = status(services, conversation_id)
     assert conversation.status is ConversationStatus.claimed and conversation.claimed_by == sanne.user_id
+    # Not at the claim: Sanne has not read anything yet. When she opens the conversation, yes.
+    assert parent.replies()[-1][0] is Author.bot
+    services.desk.open(conversation_id, sanne)
     author, handover = parent.replies()[-1]
     assert author is Author.person and "Sanne" in handover and "vrijwilliger" in handover
     assert "niet opnieuw" in handover  # they need not tell it again
+    services.desk.open(conversation_id, sanne)  # a reload: once per claim
+    assert [text for _, text in parent.replies()].count(handover) == 1
     before = len(parent.replies())
     parent.says("waar vind ik een verloskundige")  # the bot would answer this; not now
     parent.says("hoe laat zijn jullie open")
@@ -273,8 +278,22 @@ def test_fifty_people_claim_one_conversation_at_once(services: Services) -> None
         thread.join()
     assert len(won) == 1 and len(lost) == 49
     assert status(services, conversation_id).claimed_by == won[0]
+    assert not [t for a, t in parent.replies() if a is Author.person]  # greeted at the opening
+    # The winner opens the conversation in ten tabs at once: the parent is greeted once.
+    winner = next(p for p in people if p.user_id == won[0])
+    tabs = threading.Barrier(10)
+
+    def open_tab() -> None:
+        tabs.wait()
+        services.desk.open(conversation_id, winner)
+
+    threads = [threading.Thread(target=open_tab) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
     handovers = [t for a, t in parent.replies() if a is Author.person]
-    assert len(handovers) == 1  # the parent is greeted once, by the one who has it
+    assert len(handovers) == 1 and winner.display_name in handovers[0]
 
 
 def test_handoff_rebuild_command_restores_the_queue(settings: Settings, services: Services,

@@ -1,8 +1,9 @@
 // Oudertelefoon dashboard: live updates, the acute alert, and sending replies. Plain JS, no build.
 //
 // The page tells this script what it is through data-attributes on <body>: data-page ("queue" or
-// "conversation"), data-user (the logged-in person), data-on-shift and data-professional ("ja"/
-// "nee": whether an acute alert sounds), data-conversation (on the conversation page).
+// "conversation"), data-user (the logged-in person), data-on-shift ("ja"/"nee": an acute alert
+// sounds for everyone on shift, volunteers too), data-professional ("ja"/"nee"),
+// data-conversation (on the conversation page).
 // Live events come from GET /dashboard/events (server-sent events, JSON without any text:
 // {type, conversation_id, queue, user_id, priority}); when that fails, the page polls every 10 s.
 (function () {
@@ -12,7 +13,6 @@
   var page = body.getAttribute("data-page") || "";
   var me = body.getAttribute("data-user") || "";
   var onShift = body.getAttribute("data-on-shift") === "ja";
-  var mayProfessional = body.getAttribute("data-professional") === "ja";
   var conversationId = body.getAttribute("data-conversation") || "";
   var alerts = document.getElementById("alerts");
   var connection = document.getElementById("connection");
@@ -119,7 +119,9 @@
     var mine = Boolean(event.user_id) && event.user_id === me;
     // An acute message in a conversation someone else has: their alert, not this person's.
     if (event.type === "acute" && event.user_id && !mine) { return; }
-    if (!mine && !(onShift && mayProfessional)) { return; }
+    // Danger now reaches everyone who is on shift, in every queue (whether they may take it or
+    // not: the card says who takes care).
+    if (!mine && !onShift) { return; }
     var now = Date.now();
     if (alerted[id] && now - alerted[id] < 60000) { return; }
     alerted[id] = now;

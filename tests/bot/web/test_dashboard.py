@@ -518,13 +518,17 @@ def test_event_stream(server: tuple[str, FastAPI], services: Services) -> None:
             seen = session.scalars(select(Shift)).one().last_seen_at
         assert seen is not None and seen.replace(tzinfo=None) > long_ago.replace(tzinfo=None)
 
-        # Only events of the queues this person may take (or about them). Pub/sub keeps order,
-        # so once the later volunteer-queue event is here, the earlier professional one is not.
+        # Only events of the queues this person may take (or about them), and the acute and high
+        # ones of every queue (everyone on shift sees those). Pub/sub keeps order, so once the
+        # later volunteer-queue event is here, the earlier professional ones are too, or not.
         marker = str(uuid.uuid4())
         hidden = str(uuid.uuid4())
+        acute = str(uuid.uuid4())
 
         def arrived() -> bool:
             events.publish(services.redis, events.Event(type="queued", conversation_id=hidden,
+                                                        queue="professional", priority=3), prefix=prefix)
+            events.publish(services.redis, events.Event(type="queued", conversation_id=acute,
                                                         queue="professional", priority=0), prefix=prefix)
             events.publish(services.redis, events.Event(type="queued", conversation_id=marker,
                                                         queue="volunteer", priority=3), prefix=prefix)
@@ -533,6 +537,7 @@ def test_event_stream(server: tuple[str, FastAPI], services: Services) -> None:
 
         assert reader.wait(arrived), reader.events
         assert not any(e.get("conversation_id") == hidden for e in reader.events)
+        assert any(e.get("conversation_id") == acute for e in reader.events)
         about_me = str(uuid.uuid4())
         events.publish(services.redis, events.Event(type="acute", conversation_id=about_me,
                                                     queue="professional", user_id=volunteer_id),

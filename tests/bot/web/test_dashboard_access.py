@@ -3,6 +3,7 @@ later is checked too (and must be classified here before this test passes)."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 
@@ -13,8 +14,17 @@ from sqlalchemy import func, select
 
 from bot.config import Settings
 from bot.storage.models import AuditLog, Conversation, ConversationStatus, QueueName, Role, Shift
+from bot.triage.types import Risk
 from bot.web.app import Services
-from tests.bot.web.test_dashboard import FETCH, Staff, app_routes, dashboard_app, parent_says, staff
+from tests.bot.web.test_dashboard import (
+    FETCH,
+    Staff,
+    app_routes,
+    dashboard_app,
+    parent_says,
+    staff,
+    text_of,
+)
 from tests.channels.conftest import services  # noqa: F401 (a fixture)
 
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -46,6 +56,7 @@ EVERYONE_ROUTES = {
     ("POST", "/dashboard/conversations/{conversation_id}/close"),
     ("POST", "/dashboard/conversations/{conversation_id}/referral"),
     ("POST", "/dashboard/conversations/{conversation_id}/acknowledge"),
+    ("POST", "/dashboard/conversations/{conversation_id}/coordinator"),
 }
 
 
@@ -193,23 +204,27 @@ def test_every_post_needs_the_csrf_token(
 def test_a_volunteer_cannot_take_a_professional_conversation(
     app: FastAPI, client: TestClient, services: Services  # noqa: F811 (fixture)
 ) -> None:
+    # A parent who chose a professional, without danger: for professionals only, even with no
+    # professional present (only acute and high conversations are for everyone on shift).
     client.get("/chat")
-    parent_says(client, "ik wil niet meer wakker worden")
+    parent_says(client, "Ik wil graag met iemand praten, ik voel me zo alleen", "2")
     with services.factory() as session:
         conversation = session.scalars(select(Conversation)).one()
         assert conversation.queue is QueueName.professional
+        assert conversation.highest_risk not in (Risk.high, Risk.acute), conversation.highest_risk
     url = f"/dashboard/conversations/{conversation.id}"
     volunteer = staff(app, services, Role.volunteer)
     volunteer.post("/dashboard/shift", {"action": "start"})
 
     page = volunteer.client.get(url)
-    assert page.status_code == 403 and "ik wil niet meer wakker worden" not in page.text
+    assert page.status_code == 403 and "ik voel me zo alleen" not in page.text
     assert volunteer.client.get(f"{url}/messages?after=0", headers=FETCH).status_code == 403
     assert volunteer.post(f"{url}/claim").status_code == 403
     assert volunteer.post(f"{url}/claim", fetch=True).status_code == 403
     assert volunteer.post("/dashboard/claim-next").headers["location"] == "/dashboard?melding=niemand"
     assert volunteer.post(f"{url}/reply", {"text": "hoi"}).status_code in (403, 409)
     assert volunteer.post("/dashboard/shift", {"action": "start", "queue": "professional"}).status_code == 403
+    assert conversation.id not in volunteer.client.get("/dashboard").text
     with services.factory() as session:
         assert session.get(Conversation, conversation.id).status is ConversationStatus.queued
         opened = session.scalar(select(func.count()).select_from(AuditLog).where(
@@ -219,3 +234,42 @@ def test_a_volunteer_cannot_take_a_professional_conversation(
     professional = staff(app, services, Role.professional)
     assert professional.client.get(url).status_code == 200
     assert professional.post(f"{url}/claim").status_code == 303
+
+
+def test_an_acute_conversation_is_seen_by_a_volunteer_but_taken_by_the_professional_present(
+    app: FastAPI, client: TestClient, services: Services  # noqa: F811 (fixture)
+) -> None:
+    professional = staff(app, services, Role.professional, display_name="Mark")
+    professional.post("/dashboard/shift", {"action": "start"})
+    volunteer = staff(app, services, Role.volunteer)
+    volunteer.post("/dashboard/shift", {"action": "start"})
+    client.get("/chat")
+    parent_says(client, "ik wil niet meer wakker worden")
+    with services.factory() as session:
+        conversation = session.scalars(select(Conversation)).one()
+        assert conversation.queue is QueueName.professional and conversation.highest_risk is Risk.acute
+    url = f"/dashboard/conversations/{conversation.id}"
+
+    # In the volunteer's list, with who takes care, and without "Oppakken".
+    queue = volunteer.client.get("/dashboard")
+    row = re.search(r'<li class="row acute[^"]*"[^>]*data-conversation="%s".*?</li>' % conversation.id,
+                    queue.text, re.S)
+    assert row, queue.text
+    assert "In dienst: Mark" in text_of(row.group(0)) and "/claim" not in row.group(0)
+    # The card too (audited), saying who takes care; claiming it is the professional's.
+    page = volunteer.client.get(url)
+    assert page.status_code == 200 and "ik wil niet meer wakker worden" in page.text
+    assert "Een hulpverlener is in dienst en pakt dit op: Mark" in text_of(page.text)
+    assert 'id="claim-form"' not in page.text and 'id="coordinator-form"' not in page.text
+    assert volunteer.post(f"{url}/claim").status_code == 403
+    assert volunteer.post("/dashboard/claim-next").headers["location"] == "/dashboard?melding=niemand"
+    with services.factory() as session:
+        assert session.get(Conversation, conversation.id).status is ConversationStatus.queued
+        assert session.scalar(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action == "transcript_opened", AuditLog.user_id == volunteer.person.user_id)) == 1
+    assert professional.post(f"{url}/claim").status_code == 303
+    # Once Mark has it, the volunteer sees that (who takes care), not the transcript.
+    taken = volunteer.client.get(url)
+    assert taken.status_code == 409 and "opgepakt door Mark" in text_of(taken.text)
+    others = re.search(r'id="list-others".*?</ul>', volunteer.client.get("/dashboard").text, re.S)
+    assert others and conversation.id in others.group(0) and "Opgepakt door Mark" in text_of(others.group(0))
