@@ -449,7 +449,7 @@ def test_after_hours_sms_only_with_consent_and_a_callback(
     root = caller.says(BABY)
     assert tags(root) == ["Say", "Say", "Say", "Say", "Gather", "Say", "Hangup"]
     assert_say(root[0], "nl-NL", "Er is nu niemand", "weer iemand", "0 8 8, 0 7 6 7 0 0 0")
-    assert re.search(r"(Vandaag|Morgen) om \d\d:00", root[0].text or "")
+    assert re.search(r"(Vandaag|Morgen) vanaf \d\d:00", root[0].text or "")
     assert_say(root[1], "nl-NL", "Hier kun je terecht")
     gather = root[4]
     assert (gather.get("input"), gather.get("numDigits")) == ("dtmf", "1")
