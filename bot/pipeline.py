@@ -405,7 +405,8 @@ class Pipeline:
     def _context(self, session: Session, now: datetime) -> DialogueContext:
         def estimate(queue: QueueName, priority: int):  # type: ignore[no-untyped-def]
             return estimate_wait(session, queue, priority, now=now, hours=self.hours[queue],
-                                 zone=self.zone, handling_minutes=self.settings.handling_minutes)
+                                 zone=self.zone, handling_minutes=self.settings.handling_minutes,
+                                 presence_timeout=timedelta(seconds=self.settings.presence_timeout_seconds))
 
         return DialogueContext(
             texts=self.texts,
