@@ -2,6 +2,12 @@
 
 GET /chat serves the page; the page posts messages to POST /chat/api/messages and polls
 GET /chat/api/messages for new ones, so replies appear without reloading.
+
+The cookie is a session cookie (gone when the browser closes) unless the parent ticks "onthoud dit
+gesprek op dit apparaat" (POST /chat/api/remember): then it lasts RETENTION_DAYS. "Snel weg"
+(POST /chat/api/exit from the page, POST /chat/exit without JavaScript) clears the cookie and
+gives the conversation a new random pseudonym, so nothing links this browser to it any more; the
+conversation itself stays, for the person who helps (it is not deleted: "stop en wis" does that).
 """
 
 
@@ -10,8 +16,8 @@ import re
 import secrets
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Cookie, Depends, HTTPException, Request
-from fastapi.responses import HTMLResponse
+from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response
+from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
 from sqlalchemy import select
@@ -26,6 +32,7 @@ from bot.storage.models import (
     Conversation,
     ConversationStatus,
     Message,
+    Outbox,
     User,
     aware,
     utcnow,
@@ -34,6 +41,7 @@ from bot.storage.models import (
 CLOSED_VISIBLE = timedelta(hours=1)
 
 COOKIE = "ot_chat"
+KEEP_COOKIE = "ot_chat_keep"  # "1": the parent ticked "onthoud dit gesprek op dit apparaat"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,64}$")
 _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
@@ -41,6 +49,10 @@ _CLIENT_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 class ChatMessageIn(BaseModel):
     text: str = Field(max_length=MAX_STORED_CHARS * 5)
     client_id: str = Field(min_length=8, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+
+
+class RememberIn(BaseModel):
+    remember: bool
 
 
 def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
@@ -52,21 +64,82 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
             raise HTTPException(status_code=401, detail="no chat session: open /chat first")
         return ot_chat
 
+    def set_token(response: Response, services: Any, token: str, *, remember: bool) -> None:
+        """The chat cookie: a session cookie, or RETENTION_DAYS long when the parent asked."""
+        secure = services.settings.public_base_url.startswith("https://")
+        max_age = services.settings.retention_days * 86400 if remember else None
+        response.set_cookie(COOKIE, token, httponly=True, samesite="strict", secure=secure,
+                            max_age=max_age)
+        if remember:
+            response.set_cookie(KEEP_COOKIE, "1", httponly=True, samesite="strict", secure=secure,
+                                max_age=max_age)
+        else:
+            response.delete_cookie(KEEP_COOKIE, httponly=True, samesite="strict", secure=secure)
+
+    def from_this_site(request: Request) -> None:
+        """Snel weg only from our own page: another site cannot make a browser forget its chat."""
+        if request.headers.get("sec-fetch-site", "same-origin") not in ("same-origin", "none"):
+            raise HTTPException(status_code=403, detail="Snel weg works only from the chat page")
+
+    def forget(response: Response, services: Any) -> None:
+        """Snel weg: this browser no longer leads to its conversation."""
+        secure = services.settings.public_base_url.startswith("https://")
+        for name in (COOKIE, KEEP_COOKIE):
+            response.delete_cookie(name, httponly=True, samesite="strict", secure=secure)
+        response.headers["Cache-Control"] = "no-store"
+
     @router.get("/chat", response_class=HTMLResponse)
     def chat_page(request: Request, services: ServicesDep,
-                  ot_chat: Annotated[str | None, Cookie()] = None) -> HTMLResponse:
+                  ot_chat: Annotated[str | None, Cookie()] = None,
+                  ot_chat_keep: Annotated[str | None, Cookie()] = None) -> HTMLResponse:
         """The web chat page."""
+        valid = bool(ot_chat and _TOKEN.match(ot_chat))
+        remember = valid and ot_chat_keep == "1"
         page = templates.TemplateResponse(request, "chat.html", {
             "retention_days": services.settings.retention_days,
+            "remember": remember,
+            "quick_exit_url": services.settings.quick_exit_url,
         })
-        if not ot_chat or not _TOKEN.match(ot_chat):
-            secure = services.settings.public_base_url.startswith("https://")
-            page.set_cookie(COOKIE, secrets.token_urlsafe(32), httponly=True, samesite="strict",
-                            secure=secure, max_age=services.settings.retention_days * 86400)
+        # Not kept in the browser's cache: after "Snel weg" nothing of the page comes back.
+        page.headers["Cache-Control"] = "no-store"
+        if not valid:
+            set_token(page, services, secrets.token_urlsafe(32), remember=False)
+        elif not remember:
+            # Unticked (or a cookie from before the box existed): a session cookie again.
+            set_token(page, services, ot_chat or "", remember=False)
         return page
 
+    @router.post("/chat/api/remember")
+    def remember_chat(body: RememberIn, response: Response, services: ServicesDep,
+                      ot_chat: Annotated[str | None, Cookie()] = None) -> dict[str, bool]:
+        """The box "onthoud dit gesprek op dit apparaat": a lasting cookie, or a session one."""
+        set_token(response, services, token_of(ot_chat), remember=body.remember)
+        return {"remember": body.remember}
+
+    @router.post("/chat/api/exit", status_code=204)
+    async def exit_chat(request: Request, services: ServicesDep,
+                        ot_chat: Annotated[str | None, Cookie()] = None) -> Response:
+        """Snel weg, from the page (which has already moved on to the neutral site)."""
+        from_this_site(request)
+        if ot_chat and _TOKEN.match(ot_chat):
+            await run_in_threadpool(_unlink, services, ot_chat)
+        response = Response(status_code=204)
+        forget(response, services)
+        return response
+
+    @router.post("/chat/exit", include_in_schema=False)
+    async def exit_chat_form(request: Request, services: ServicesDep,
+                             ot_chat: Annotated[str | None, Cookie()] = None) -> RedirectResponse:
+        """Snel weg without JavaScript: the same, then on to the neutral site."""
+        from_this_site(request)
+        if ot_chat and _TOKEN.match(ot_chat):
+            await run_in_threadpool(_unlink, services, ot_chat)
+        response = RedirectResponse(services.settings.quick_exit_url, status_code=303)
+        forget(response, services)
+        return response
+
     @router.post("/chat/api/messages", status_code=202)
-    async def post_message(body: ChatMessageIn, services: ServicesDep,
+    async def post_message(body: ChatMessageIn, response: Response, services: ServicesDep,
                            ot_chat: Annotated[str | None, Cookie()] = None) -> dict[str, Any]:
         """A parent's message from the web chat."""
         token = token_of(ot_chat)
@@ -79,7 +152,15 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
             received_at=utcnow(),
         )
         received = await run_in_threadpool(services.pipeline.process, inbound)
-        return {"accepted": True, "duplicate": received.duplicate}
+        answer: dict[str, Any] = {"accepted": True, "duplicate": received.duplicate}
+        if received.conversation_id and not received.duplicate:
+            gone = await run_in_threadpool(_deleted_reply, services.factory, received)
+            if gone is not None:
+                # Deleted by this message ("stop en wis", or "ja" to the question): the page can
+                # no longer read the reply from the conversation, so it comes back here.
+                answer.update(deleted=True, notice=gone)
+                set_token(response, services, token, remember=False)  # nothing left to remember
+        return answer
 
     @router.get("/chat/api/messages")
     async def get_messages(services: ServicesDep, after: int = 0,
@@ -90,6 +171,32 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
         return await run_in_threadpool(_messages, services.factory, pseudonym, after)
 
     return router
+
+
+def _unlink(services: Any, token: str) -> None:
+    """The web conversations of this token get a new random pseudonym and address, which no
+    browser holds: an old copy of the cookie no longer leads to them. Nothing else changes."""
+    pseudonym = services.vault.pseudonym("web", token)
+    with services.factory() as session, session.begin():
+        conversations = session.scalars(select(Conversation).where(
+            Conversation.channel == Channel.web, Conversation.pseudonym == pseudonym)).all()
+        if not conversations:
+            return
+        nobody = secrets.token_urlsafe(32)
+        for conversation in conversations:
+            conversation.pseudonym = services.vault.pseudonym("web", nobody)
+            conversation.address_encrypted = services.vault.encrypt(nobody)
+
+
+def _deleted_reply(factory: Any, received: Any) -> list[str] | None:
+    """The texts sent in reply to a message that deleted its conversation; None if it still
+    exists."""
+    with factory() as session:
+        if session.get(Conversation, received.conversation_id) is not None:
+            return None
+        return list(session.scalars(
+            select(Outbox.text).where(Outbox.reply_to == received.message_id).order_by(Outbox.seq)
+        ).all())
 
 
 def _messages(factory: Any, pseudonym: str, after: int) -> dict[str, Any]:

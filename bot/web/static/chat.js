@@ -2,7 +2,10 @@
 //
 // API: POST /chat/api/messages {text, client_id}; GET /chat/api/messages?after=N ->
 // {messages: [{n, from, text, at}], next}. A message that could not be sent stays on screen
-// and is sent again with the SAME client_id, so the server stores it once.
+// and is sent again with the SAME client_id, so the server stores it once. A message that deleted
+// the conversation ("stop en wis") answers {deleted: true, notice: [texts]}.
+// "Snel weg" (POST /chat/api/exit) replaces the page with a neutral site; "onthoud dit gesprek"
+// (POST /chat/api/remember {remember}) makes the cookie last.
 (function () {
   "use strict";
 
@@ -12,6 +15,8 @@
   var button = document.getElementById("send");
   var status = document.getElementById("status");
   var notice = document.getElementById("notice");
+  var exitForm = document.getElementById("exit");
+  var remember = document.getElementById("remember");
 
   var NAMES = { bot: "Oudertelefoon", person: "Medewerker", parent: "Jij" };
   var TEXT = {
@@ -23,7 +28,8 @@
     expired: "Je chat is verlopen. Laad de pagina opnieuw om verder te gaan.",
     refused: "We konden dit bericht niet versturen. Is het heel lang? Maak het korter en probeer het opnieuw.",
     deleted: "Alles is verwijderd. Je kunt altijd opnieuw beginnen. In gevaar? Bel 112.",
-    closed: "Dit gesprek is afgesloten. Je kunt altijd een nieuw gesprek beginnen. In gevaar? Bel 112."
+    closed: "Dit gesprek is afgesloten. Je kunt altijd een nieuw gesprek beginnen. In gevaar? Bel 112.",
+    rememberFailed: "Dat lukte niet. Probeer het zo nog eens."
   };
   var POLL_MS = 1500;
   var HIDDEN_POLL_MS = 10000;
@@ -37,6 +43,30 @@
   var polling = false, pollAgain = false, pollTimer = null, pollGen = 0, pollFailures = 0;
   var sending = false, sendTimer = null, sendFailures = 0, lastAcceptedAt = 0;
   var stopped = false;    // the session is gone: no more requests until a reload
+  var staleBefore = 0;    // polls started before the conversation was deleted show nothing
+
+  // Snel weg ----------------------------------------------------------------------------------
+  // At once: the page replaces itself with a neutral site (location.replace: Back does not come
+  // here), and the server forgets this browser's link to the conversation (the request outlives
+  // the page: keepalive). Nothing waits for the answer.
+
+  function quickExit(event) {
+    if (event) { event.preventDefault(); }
+    stopped = true;
+    clearTimeout(pollTimer);
+    clearTimeout(sendTimer);
+    try { sessionStorage.removeItem(STORE_KEY); } catch (e) { /* storage off: nothing kept */ }
+    log.textContent = "";
+    text.value = "";
+    var sent = false;
+    try {
+      fetch("/chat/api/exit", { method: "POST", credentials: "same-origin", keepalive: true, cache: "no-store" });
+      sent = true;
+    } catch (e) { sent = false; }
+    if (!sent && navigator.sendBeacon) { navigator.sendBeacon("/chat/api/exit"); }
+    window.location.replace(exitForm.getAttribute("data-exit-url") || "about:blank");
+  }
+  exitForm.addEventListener("submit", quickExit);
 
   // Rendering -----------------------------------------------------------------------------
 
@@ -183,6 +213,7 @@
   }
 
   function apply(data, gen) {
+    if (gen < staleBefore) { return; }   // it started before "stop en wis": old messages
     var switched = convo !== null && (data.c || null) !== convo;
     if (switched || data.next < next) {
       // The conversation is gone (deleted: "verwijder mijn gegevens"), or closed and replaced by
@@ -242,6 +273,23 @@
     });
   }
 
+  // This message deleted the conversation ("stop en wis", or "ja" to the question): everything on
+  // screen goes, and the server's last words are shown.
+  function wiped(notes) {
+    staleBefore = pollGen + 1;
+    Array.prototype.slice.call(log.querySelectorAll(".msg:not(.pending)")).forEach(function (m) {
+      m.parentNode.removeChild(m);
+    });
+    dropAccepted(Infinity);
+    next = 0;
+    convo = null;
+    closedShown = false;
+    remember.checked = false;   // the server made the cookie a session cookie again
+    var value = (notes && notes.length) ? notes.join("\n") : TEXT.deleted;
+    showNotice(value);
+    clearStatus("sent");
+  }
+
   function expire() {
     stopped = true;
     clearTimeout(pollTimer);
@@ -291,9 +339,11 @@
         setMeta(item, TEXT.sent);
         say("sent", TEXT.sent);
         save();
-        poll();
-        flush(true);
-        return;
+        return r.json().catch(function () { return {}; }).then(function (data) {
+          if (data && data.deleted) { wiped(data.notice); }
+          poll();
+          flush(true);
+        });
       }
       if (r.status === 401) { expire(); return; }
       if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
@@ -349,8 +399,28 @@
   document.addEventListener("visibilitychange", function () { if (!document.hidden) { poll(); } });
   window.addEventListener("online", function () { poll(); flush(true); });
 
+  // "Onthoud dit gesprek op dit apparaat": the server makes the cookie last, or not.
+  remember.addEventListener("change", function () {
+    var wanted = remember.checked;
+    remember.disabled = true;
+    fetch("/chat/api/remember", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ remember: wanted })
+    }).then(function (r) {
+      if (r.status === 401) { remember.checked = !wanted; expire(); return; }
+      if (!r.ok) { throw new Error("status " + r.status); }
+      clearStatus("remember");
+    }).catch(function () {
+      remember.checked = !wanted;
+      say("remember", TEXT.rememberFailed);
+    }).then(function () { remember.disabled = stopped; });
+  });
+
   text.disabled = false;
   button.disabled = false;
+  remember.disabled = false;
   restore();
   poll();
   flush(true);
