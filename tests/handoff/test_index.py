@@ -263,6 +263,28 @@ def test_claim_next_takes_the_most_urgent_in_its_queues(index: QueueIndex) -> No
     assert index.claimed_by("vol-high") == "vol-1"
 
 
+def test_claim_next_takes_only_the_acute_entries_of_acute_from(index: QueueIndex) -> None:
+    # While no professional is present, a volunteer may take the professional queue's acute
+    # conversations, never its high or other ones (the desk decides when; the index obeys).
+    index.add(entry("pro-high", 0, priority=1, queue=PRO))
+    index.add(entry("vol-none", 1, priority=3, queue=VOL))
+    index.add(entry("pro-acute", 9, priority=0, queue=PRO))
+    now = at(10)
+    assert index.claim_next("vol-1", [VOL], ["nl"], now, acute_from=[PRO]) == "pro-acute"
+    assert index.claim_next("vol-1", [VOL], ["nl"], now, acute_from=[PRO]) == "vol-none"
+    assert index.claim_next("vol-1", [VOL], ["nl"], now, acute_from=[PRO]) is None
+    assert index.claim_next("vol-1", [], ["nl"], now, acute_from=[PRO]) is None
+    assert index.waiting(PRO) == ["pro-high"]
+    # A queue both taken in full and named in acute_from is taken in full.
+    assert index.claim_next("pro-1", [PRO], ["nl"], now, acute_from=[PRO]) == "pro-high"
+    # Past a page of 16: the acute one behind many non-acute ones of its own queue is still first.
+    for n in range(20):
+        index.add(entry(f"pro-none-{n}", n, priority=3, queue=PRO))
+    index.add(entry("pro-acute-late", 30, priority=0, queue=PRO))
+    assert index.claim_next("vol-1", [VOL], ["nl"], at(40), acute_from=[PRO]) == "pro-acute-late"
+    assert index.claim_next("vol-1", [VOL], ["nl"], at(40), acute_from=[PRO]) is None
+
+
 def test_claim_next_respects_a_continuity_offer(index: QueueIndex) -> None:
     index.add(entry("returning", 0, priority=2, offer_to="helper", offer_until=at(2)))
     index.add(entry("other", 1, priority=2))
