@@ -206,6 +206,8 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
         if args.once:
             services.pipeline.recover()
             services.desk.tick()
+            if services.on_call is not None:
+                services.on_call.tick()
             sent = 0
             while batch := await worker.run_once():
                 sent += batch
@@ -222,6 +224,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
             await worker.run_forever(stop, recover=services.pipeline.recover,
                                      housekeeping=lambda: purge_now(services),
                                      handoff=services.desk.tick,
+                                     on_call=services.on_call.tick if services.on_call else None,
                                      housekeeping_seconds=args.interval)
         await services.close()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import secrets
 from functools import cached_property
 from pathlib import Path
@@ -75,6 +76,10 @@ class Settings(BaseSettings):
     professional_hours: str = Field(default="08:00-22:00", alias="PROFESSIONAL_HOURS")
     handling_minutes: int = Field(default=12, ge=1, le=240, alias="AVERAGE_HANDLING_MINUTES")
     public_base_url: str = Field(default="http://127.0.0.1:8000", alias="PUBLIC_BASE_URL")
+    # Where the web chat's "Snel weg" button goes: a neutral page (an http(s) address or a path).
+    quick_exit_url: str = Field(default="https://www.google.nl/search?q=weer",
+                                pattern=r"^(https?://[^\s\"'<>]+|/[^/\s\"'<>][^\s\"'<>]*)$",
+                                alias="QUICK_EXIT_URL")
     telegram_bot_token: SecretStr | None = Field(default=None, alias="TELEGRAM_BOT_TOKEN")
     telegram_webhook_secret: SecretStr | None = Field(default=None, alias="TELEGRAM_WEBHOOK_SECRET")
     telegram_api_base: str = Field(default="https://api.telegram.org", alias="TELEGRAM_API_BASE")
@@ -105,6 +110,9 @@ class Settings(BaseSettings):
     # "On shift" means present: a person whose dashboard (its live connection is the heartbeat)
     # has been away this long no longer counts for waits or alerts and is shown as away.
     presence_timeout_seconds: int = Field(default=90, ge=20, le=3600, alias="PRESENCE_TIMEOUT_SECONDS")
+    # The on-call professional's phone (E.164): an SMS when an acute conversation waits and nobody
+    # at all is present (handoff.oncall). Empty: off. Needs Twilio and TWILIO_SMS_FROM.
+    on_call_phone: str | None = Field(default=None, alias="ON_CALL_PHONE")
     # A returning parent is offered first to the person who helped last time, for this long.
     offer_seconds: int = Field(default=120, ge=0, le=3600, alias="CONTINUITY_OFFER_SECONDS")
     session_hours: int = Field(default=12, ge=1, le=168, alias="SESSION_HOURS")
@@ -114,7 +122,7 @@ class Settings(BaseSettings):
     @field_validator(
         "database_url", "redis_url", "secret_key", "telegram_bot_token", "telegram_webhook_secret",
         "twilio_account_sid", "twilio_auth_token", "twilio_sms_from", "twilio_whatsapp_from",
-        "twilio_whatsapp_template_sid", "voice_hold_music_url", mode="before",
+        "twilio_whatsapp_template_sid", "voice_hold_music_url", "on_call_phone", mode="before",
     )
     @classmethod
     def _empty_is_default(cls, value: object) -> object:
@@ -168,6 +176,14 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL (or empty for no music)")
         return value
 
+    @field_validator("on_call_phone")
+    @classmethod
+    def _check_on_call_phone(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"\+[1-9][0-9]{6,14}", value.strip()):
+            raise ValueError("must be a phone number in E.164 form, e.g. +31612345678 "
+                             "(or empty for no on-call SMS)")
+        return value.strip() if value is not None else None
+
     @field_validator("rasa_url", "public_base_url", "telegram_api_base", "twilio_api_base")
     @classmethod
     def _check_rasa_url(cls, value: str) -> str:
@@ -188,6 +204,16 @@ class Settings(BaseSettings):
             raise ValueError(
                 f"SECRET_KEY must be at least {_MIN_SECRET_LENGTH} random characters in production"
             )
+        return self
+
+    @model_validator(mode="after")
+    def _check_on_call(self) -> "Settings":
+        # A configured safety alert that could never be sent is refused at start: better a failed
+        # deploy that names what to fix than a quiet night without the alert.
+        if self.on_call_phone is not None and not (self.twilio_enabled and self.twilio_sms_from):
+            raise ValueError("ON_CALL_PHONE is set but the SMS cannot be sent: set "
+                             "TWILIO_ACCOUNT_SID, TWILIO_AUTH_TOKEN and TWILIO_SMS_FROM, "
+                             "or leave ON_CALL_PHONE empty")
         return self
 
     # Derived values -------------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Pipeline:
         clock: Callable[[], datetime] = utcnow,
         fault: str | None = None,
         on_change: Callable[[str, str], None] | None = None,
+        on_call: Callable[[str, str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.factory = factory
@@ -119,6 +120,9 @@ class Pipeline:
         # Told after each commit what changed for people ("queued", "message", "acute", "closed",
         # "deleted"): the desk indexes the queue and pushes the live update (handoff.desk).
         self.on_change = on_change
+        # Told the same, after the desk: the on-call SMS when an acute conversation waits and
+        # nobody is present (handoff.oncall).
+        self.on_call = on_call
         self.zone = ZoneInfo(settings.timezone)
         self.hours = {
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
@@ -353,6 +357,11 @@ class Pipeline:
                 self.on_change(conversation_id, change)
             except Exception as error:  # the index catches up on its own; the parent is answered
                 logger.error("handoff update failed (%s)", type(error).__name__)
+        if change is not None and self.on_call is not None:
+            try:
+                self.on_call(conversation_id, change)
+            except Exception as error:  # the worker's round tries again; the parent is answered
+                logger.error("on-call check failed (%s)", type(error).__name__)
 
     def _referral_answer(self, session: Session, conversation: Conversation, message: Message,
                          result: TriageResult | None, now: datetime) -> int:
@@ -558,7 +567,15 @@ def _route_rank(route: Route) -> int:
     return [Route.bot, Route.volunteer, Route.professional, Route.emergency].index(route)
 
 
+# "stop en wis" on any channel: end and delete at once, without the question. Only these exact
+# words (also "stop & wis", "stop en wissen"), with spaces, quotes or punctuation around them.
+_EDGE = r"""[\s.!?,;:'"“”‘’()]*"""
+_WIPE = re.compile(rf"^{_EDGE}stop(?:\s+en\s+|\s*&\s*)wis(?:sen)?{_EDGE}$", re.I)
+
+
 def _command(text: str) -> str | None:
-    """Telegram's /start and /stop (also "/start@botname" and with arguments)."""
+    """Telegram's /start and /stop (also "/start@botname" and with arguments), and "stop en wis"."""
+    if _WIPE.match(text):
+        return "wipe"
     word = text.strip().split(" ", 1)[0].split("@", 1)[0].lower()
     return {"/start": "start", "/stop": "stop"}.get(word)

@@ -36,6 +36,7 @@ from bot.storage.redis import connect as connect_redis
 from bot.triage.engine import Triage
 from bot.worker import WebSender, Worker
 from handoff.desk import Desk
+from handoff.oncall import OnCall
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class Services:
     desk: Desk
     auth: Any  # bot.web.auth.Auth (imported lazily: it imports this module's dependencies)
     senders: dict[Channel, Sender] = field(default_factory=dict)
+    on_call: OnCall | None = None  # the on-call SMS (handoff.oncall); off without ON_CALL_PHONE
 
     def worker(self) -> Worker:
         return Worker(self.factory, self.vault, self.senders, redis_client=self.redis,
@@ -110,13 +112,15 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
 
         # Claiming a call on the dashboard connects it (or calls the parent back).
         desk.on_claim_phone = CallConnector(settings, factory, vault)
+    on_call = OnCall(settings, factory, vault, redis_client)
     pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault,
-                        on_change=desk.after_pipeline)
+                        on_change=desk.after_pipeline, on_call=on_call.after_pipeline)
     desk.ensure_index()
     return Services(
         settings=settings, engine=engine, factory=factory, redis=redis_client, triage=triage,
         catalogue=catalogue, texts=texts, vault=vault, pipeline=pipeline,
         desk=desk, auth=Auth(settings, factory, redis_client), senders=build_senders(settings),
+        on_call=on_call,
     )
 
 
@@ -162,6 +166,7 @@ def create_app(
                 stop, recover=app.state.services.pipeline.recover,
                 housekeeping=lambda: purge_now(app.state.services),
                 handoff=app.state.services.desk.tick,
+                on_call=app.state.services.on_call.tick if app.state.services.on_call else None,
             ))
         yield
         stop.set()
