@@ -342,7 +342,7 @@ class Desk:
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
             QueueName.professional: parse_hours(settings.professional_hours),
         }
-        self._present_seen: set[str] | None = None  # who was present at the last tick
+        self._presence_checked_at: datetime | None = None  # the last tick's watch_presence
 
     # presence (handoff.presence: one rule for who is really there) --------------------------------
 
@@ -509,13 +509,20 @@ class Desk:
         self.watch_presence()
 
     def watch_presence(self) -> None:
-        """Presence runs out by time, not by an event: publish a shift event when the set of
-        people present changed since the last round, so dashboards show who is away."""
+        """Presence runs out by time, not by an event: when someone's presence ran out since the
+        last round, publish a shift event, so dashboards show them away. (Coming back is told by
+        the heartbeat itself.)"""
+        now = self.clock()
+        since, self._presence_checked_at = self._presence_checked_at, now
+        if since is None:
+            return
+        seen = func.coalesce(Shift.last_seen_at, Shift.started_at)
         with self.factory() as session:
-            present = present_user_ids(session, now=self.clock(), timeout=self.presence_timeout)
-        if self._present_seen is not None and present != self._present_seen:
+            expired = session.scalar(select(func.count()).select_from(Shift).where(
+                Shift.ended_at.is_(None), seen >= since - self.presence_timeout,
+                seen < now - self.presence_timeout)) or 0
+        if expired:
             self._publish("shift")
-        self._present_seen = present
 
     def sync(self) -> None:
         """Periodic safety net: rebuild when the index lost track of SQL."""

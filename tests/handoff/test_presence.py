@@ -10,7 +10,9 @@ is moved with the desk's and the pipeline's own clock, never by sleeping.
 from __future__ import annotations
 
 import re
+import time
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,6 +34,7 @@ from bot.storage.models import (
 from bot.triage.types import Danger, Risk
 from bot.web.app import Services
 from bot.web.dashboard import risk_reason, urgency_headline
+from handoff import events
 from handoff.desk import HEARTBEAT_EVERY, NotAllowed, Outcome, Urgency
 from handoff.estimate import estimate_wait
 from handoff.interfaces import PRIORITY
@@ -168,18 +171,44 @@ def test_away_after_the_timeout_and_back_with_the_next_heartbeat(settings: Setti
     snapshot = services.desk.snapshot(sanne)
     assert snapshot.on_shift[QueueName.volunteer] == 1
     assert [(p.name, p.present) for p in snapshot.people] == [("Sanne", True)]
+    feed = services.redis.pubsub(ignore_subscribe_messages=True)
+    feed.subscribe(events.channel(services.desk.prefix))
+    services.desk.tick()  # the worker's round
 
     clock.advance(settings.presence_timeout_seconds - 1)
+    services.desk.tick()
     assert services.desk.snapshot(sanne).on_shift[QueueName.volunteer] == 1
+    assert shift_events(feed) == []
     clock.advance(2)
     snapshot = services.desk.snapshot(sanne)
     assert snapshot.on_shift[QueueName.volunteer] == 0
     assert [(p.name, p.present) for p in snapshot.people] == [("Sanne", False)]  # "weg"
     assert snapshot.shift is not None  # still on the rota: away is not gone
+    services.desk.tick()  # the dashboards hear that someone went away
+    assert shift_events(feed) == [None]
+    services.desk.tick()
+    assert shift_events(feed) == []  # once
 
     services.desk.heartbeat(sanne)  # her dashboard reconnected
     snapshot = services.desk.snapshot(sanne)
     assert snapshot.on_shift[QueueName.volunteer] == 1 and snapshot.people[0].present
+    assert shift_events(feed) == [sanne.user_id]  # and the dashboards hear she is back
+    services.desk.heartbeat(sanne)
+    assert shift_events(feed) == []
+    feed.close()
+
+
+def shift_events(feed: Any) -> list[str | None]:
+    """The shift events published since the last call: whom each concerns."""
+    found = []
+    deadline = time.monotonic() + 0.5
+    while time.monotonic() < deadline:
+        message = feed.get_message(timeout=0.1)
+        if message and message.get("type") == "message":
+            event = events.Event.from_json(message["data"])
+            if event.type == "shift":
+                found.append(event.user_id)
+    return found
 
 
 def test_a_long_gone_dashboard_ends_the_shift_and_returns_its_claims(settings: Settings, services: Services,
