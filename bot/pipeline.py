@@ -428,6 +428,7 @@ class Pipeline:
             include_unverified=self.settings.include_unverified_catalogue,
             estimate=estimate,
             now=now,
+            on_call=self.settings.on_call_phone is not None,
         )
 
     def _apply(self, session: Session, conversation: Conversation, message: Message,
