@@ -348,6 +348,10 @@ class RiskDetector:
             # A red flag in a hypothetical or a past event ("wat moet je doen als..."): the
             # classifier hears the danger words, not the question; a person may still answer.
             from_model = Risk.concern
+        if not any(ch.isalpha() for ch in normalised):
+            # "1", "2", "?", a number: no word for the classifier to read, its answer is noise
+            # (a "1" choosing a volunteer must not get a baby's emergency text). Rules still count.
+            from_model = Risk.none
         if idioms and rule_level.rank < Risk.high.rank and from_model.rank > Risk.concern.rank:
             # "ik schrok me echt dood vannacht, hij lag op zn buik": the danger words were a figure
             # of speech, and no rule or red flag sees danger in the rest. The classifier still

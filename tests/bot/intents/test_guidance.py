@@ -257,3 +257,11 @@ def test_the_catalogue_fits_the_life_phase(triage: Triage, theme: Theme, facts_t
                                route=Route.bot, language=Language.nl, backend="test")
     plain = decide(first_view(), Incoming(text="", triage=without_age), context(people=1))
     assert absent & set(plain.catalogue_ids), "without an age the baby services are offered"
+
+
+@pytest.mark.parametrize("text", ["1", "2", "1.", "3?"])
+def test_a_number_choosing_a_queue_gets_no_guidance(triage: Triage, text: str) -> None:
+    view = ConversationView(welcomed=True, status=ConversationStatus.bot, awaiting="choose_queue",
+                            language="nl", queue=None, priority=None, waiting_notice_at=None)
+    decision = decide(view, Incoming(text=text, triage=triage.run(text)), context(people=1))
+    assert decision.guidance is None
