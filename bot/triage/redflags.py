@@ -37,7 +37,7 @@ _PREGNANT_WORDS = re.compile(
 _MINOR_AGE_DAYS = 18 * 365
 _UNKNOWN = object()
 _NEGATION_WINDOW = 2
-_CLAUSE = re.compile(r"[.!?;:,\n]|\b(?:maar|but|want|omdat|because)\b")
+_CLAUSE = re.compile(r"[.!?;:,\n]|\b(?:maar|but|want|omdat|because|en|and|und|et)\b")
 _TOKEN = re.compile(r"[^\W_]+(?:'[^\W_]+)?")
 
 

@@ -72,6 +72,10 @@ FIRES = [
     ("hij heeft mn telefoon afgepakt en ik mag de deur niet uit", "phone_taken_and_trapped", Risk.acute, Danger.violence_now),
     ("hij heeft zn handen om mn keel", "hands_on_throat", Risk.acute, Danger.violence_now),
     ("ik ben 14 en mijn vriend is 23", "minor_with_adult_partner", Risk.high, Danger.child_in_danger),
+    ("vrouw is vorige week bevallen, ze slaapt al 3 nachten niet en praat wartaal", "confused_after_birth", Risk.high, Danger.psychiatric),
+    ("ze is 10 dagen geleden bevallen en slaapt al dagen niet", "no_sleep_after_birth", Risk.high, Danger.psychiatric),
+    ("mijn dochter van 2 hapt naar adem, blaffende hoest", "breathing_child", Risk.high, Danger.medical_child),
+    ("mn zoontje heeft aan de ibuprofen gezeten, de strip is half leeg", "swallowed_something", Risk.acute, Danger.medical_child),
 ]
 
 
@@ -93,6 +97,8 @@ NEAR_MISSES = [
     "we willen een kindje maar ik slik medicijnen voor epilepsie",
     "ik ben zwanger 20 weken en heb veel pijn in mijn rug",
     "hij had vorig jaar een keer zijn handen om mn keel, nu zijn we uit elkaar",
+    "mijn zoon heeft aan de kast gezeten, alles ligt eruit",
+    "wat moet je doen als je kind aan de medicijnen heeft gezeten?",
 ]
 
 
