@@ -24,6 +24,7 @@ from zoneinfo import ZoneInfo
 
 import redis
 from sqlalchemy import func, select
+from sqlalchemy import text as sql_text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,6 +51,7 @@ from bot.storage.models import (
     aware,
     utcnow,
 )
+from bot.storage.redis import key as redis_key
 from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
 from handoff.desk import active_block
@@ -80,8 +82,20 @@ def verdict_of(text: str) -> Verdict | None:
 SEEN_TTL_SECONDS = 3 * 24 * 3600
 
 
+# How often `receive` looks again after a unique index refused its insert (a concurrent request
+# stored the same delivery, or opened the sender's conversation): once is enough in practice.
+RECEIVE_ATTEMPTS = 4
+
+
 class InjectedFault(OudertelefoonError):
     """Raised on purpose by OUDERTELEFOON_FAULT in tests, to prove that a crash loses nothing."""
+
+
+class ReceiveConflict(OudertelefoonError):
+    """Storing a message kept meeting a concurrent insert; the provider delivers it again."""
+
+    def __init__(self) -> None:
+        super().__init__("storing the message kept conflicting with a concurrent request")
 
 
 @dataclass(frozen=True)
@@ -131,7 +145,7 @@ class Pipeline:
 
     # 1. receive --------------------------------------------------------------------------
 
-    def receive(self, inbound: InboundMessage) -> Received:
+    def receive(self, inbound: InboundMessage, *, _attempt: int = 0) -> Received:
         """Store the message (once). Returns what was stored and whether it is already handled."""
         if not inbound.provider_message_id:
             raise ValueError("provider_message_id is required")
@@ -170,30 +184,35 @@ class Pipeline:
             if notify:
                 self._wake()
             return Received(None, None, False, True)
-        with self.factory() as session, session.begin():
-            conversation = self._active_conversation(session, inbound)
-            conversation.address_encrypted = inbound.address_encrypted
-            conversation.last_message_at = now
-            conversation.last_inbound_at = now
-            text = inbound.text[:MAX_STORED_CHARS]
-            message = Message(
-                channel=inbound.channel,
-                direction=Direction.inbound,
-                author=Author.parent,
-                provider_message_id=inbound.provider_message_id,
-                text=text,
-                text_masked=mask(text),
-                media_kind=inbound.media_kind.value if inbound.media_kind else None,
-                created_at=now,
-            )
-            conversation.messages.append(message)
-            try:
+        try:
+            with self.factory() as session, session.begin():
+                conversation = self._active_conversation(session, inbound)
+                conversation.address_encrypted = inbound.address_encrypted
+                conversation.last_message_at = now
+                conversation.last_inbound_at = now
+                text = inbound.text[:MAX_STORED_CHARS]
+                message = Message(
+                    channel=inbound.channel,
+                    direction=Direction.inbound,
+                    author=Author.parent,
+                    provider_message_id=inbound.provider_message_id,
+                    text=text,
+                    text_masked=mask(text),
+                    media_kind=inbound.media_kind.value if inbound.media_kind else None,
+                    created_at=now,
+                )
+                conversation.messages.append(message)
                 session.flush()
-            except IntegrityError:
-                # The same delivery, stored a moment ago by a concurrent request.
-                session.rollback()
-                return self.receive(inbound)
-            message_id, conversation_id = message.id, conversation.id
+                message_id, conversation_id = message.id, conversation.id
+        except IntegrityError:
+            # Refused by a unique index, and rolled back whole: either the same delivery was
+            # stored a moment ago by a concurrent request (the message's provider id), or this
+            # sender's other message opened their conversation a moment ago (one open
+            # conversation per sender). Looking again finds the duplicate or joins that
+            # conversation. The error itself is not logged or passed on: it holds the text.
+            if _attempt + 1 >= RECEIVE_ATTEMPTS:
+                raise ReceiveConflict() from None
+            return self.receive(inbound, _attempt=_attempt + 1)
         self._mark_seen(inbound)
         return Received(message_id, conversation_id, False, False)
 
@@ -213,9 +232,9 @@ class Pipeline:
         except redis.RedisError:
             logger.warning("redis unavailable: replay memory for deleted conversations skipped")
 
-    @staticmethod
-    def _seen_key(inbound: InboundMessage) -> str:
-        return f"ot:seen:{inbound.channel.value}:{inbound.provider_message_id}"
+    def _seen_key(self, inbound: InboundMessage) -> str:
+        return redis_key(self.settings.redis_prefix, "seen", inbound.channel.value,
+                         inbound.provider_message_id)
 
     def _active_conversation(self, session: Session, inbound: InboundMessage) -> Conversation:
         conversation = session.scalar(
@@ -244,9 +263,13 @@ class Pipeline:
                     and self.clock() - (aware(last.closed_at) or self.clock()) <= VERDICT_WINDOW:
                 conversation = last
         if conversation is None:
+            # Insert, or (when the sender's other message opened one a moment ago) be refused by
+            # the unique index on open conversations; `receive` then looks again and joins it.
+            # FOR UPDATE above cannot lock a row that does not exist yet; the index can refuse it.
             conversation = Conversation(channel=inbound.channel, pseudonym=inbound.pseudonym,
                                         themes=[], created_at=self.clock())
             session.add(conversation)
+            session.flush()
         return conversation
 
     # 2. handle ---------------------------------------------------------------------------
@@ -275,10 +298,13 @@ class Pipeline:
             message = session.get(Message, message_id)
             if message is None or message.handled_at is not None:
                 return 0
-            conversation = session.scalar(
-                select(Conversation).where(Conversation.id == message.conversation_id).with_for_update()
-            )
+            conversation = lock_conversation(session, message.conversation_id)
             assert conversation is not None
+            # Another handler (a redelivered webhook, the worker's recovery) may have answered it
+            # while this one waited for the lock.
+            session.refresh(message)
+            if message.handled_at is not None:
+                return 0
             if conversation.status is ConversationStatus.closed and conversation.awaiting == "verdict":
                 count = self._verdict(session, conversation, message, now)
                 message.handled_at = now
@@ -542,7 +568,7 @@ class Pipeline:
             return 0
 
     def _wake(self) -> None:
-        wake(self.redis)
+        wake(self.redis, self.settings.redis_prefix)
 
     # 3. recovery -------------------------------------------------------------------------
 
@@ -562,6 +588,20 @@ class Pipeline:
         if ids:
             logger.info("recovered %d unhandled message(s)", len(ids))
         return len(ids)
+
+
+def lock_conversation(session: Session, conversation_id: str) -> Conversation | None:
+    """The conversation, locked for this transaction, so two messages of one parent are decided
+    one after the other (never two welcomes). PostgreSQL: SELECT ... FOR UPDATE. SQLite has no
+    row locks: a write (of nothing) takes the database's write lock first, and the row is read
+    after it, fresh."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(sql_text("UPDATE conversations SET welcomed = welcomed WHERE id = :id"),
+                        {"id": conversation_id})
+    return session.scalar(
+        select(Conversation).where(Conversation.id == conversation_id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
 
 
 def _route_rank(route: Route) -> int:

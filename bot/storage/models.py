@@ -27,6 +27,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from bot.triage.types import Risk, Route
@@ -198,7 +199,14 @@ class Conversation(Base):
         back_populates="conversation", cascade="all, delete-orphan", passive_deletes=True
     )
 
-    __table_args__ = (Index("ix_conversations_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_conversations_status_created", "status", "created_at"),
+        # One open conversation per sender: two first messages arriving together cannot open two
+        # (the pipeline inserts, and on this index's refusal takes the one that won).
+        Index("uq_conversations_open_sender", "channel", "pseudonym", unique=True,
+              postgresql_where=sql_text("status <> 'closed'"),
+              sqlite_where=sql_text("status <> 'closed'")),
+    )
 
 
 class Message(Base):
