@@ -21,10 +21,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channels.base import DeliveryError, OutboundMessage, Sender, SendResult
 from bot.storage.crypto import AddressDecryptError, AddressVault
 from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, aware, utcnow
+from bot.storage.redis import key as redis_key
+from bot.storage.redis import prefix_of
 
 logger = logging.getLogger(__name__)
 
-WAKE_KEY = "ot:outbox:wake"
+WAKE_KEY = "ot:outbox:wake"  # the wake-up list for the default prefix "ot"; see wake_key()
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 900
@@ -32,13 +34,19 @@ BATCH = 100
 WHATSAPP_WINDOW = timedelta(hours=24)
 
 
-def wake(client: redis.Redis | None) -> None:
-    """Tell the worker there is something to send (it also looks every second without this)."""
+def wake_key(prefix: str) -> str:
+    return redis_key(prefix, "outbox", "wake")
+
+
+def wake(client: redis.Redis | None, prefix: str | None = None) -> None:
+    """Tell the worker there is something to send (it also looks every second without this).
+    `prefix`: the installation's REDIS_KEY_PREFIX; by default the one bound to the client."""
     if client is None:
         return
+    name = wake_key(prefix or prefix_of(client))
     try:
-        client.lpush(WAKE_KEY, 1)
-        client.ltrim(WAKE_KEY, 0, 0)
+        client.lpush(name, 1)
+        client.ltrim(name, 0, 0)
     except redis.RedisError:
         logger.warning("redis unavailable: the worker finds the replies on its next round")
 
@@ -67,11 +75,13 @@ class Worker:
         redis_client: redis.Redis | None = None,
         clock: Callable[[], datetime] = utcnow,
         whatsapp_template: bool = False,
+        prefix: str | None = None,
     ) -> None:
         self.factory = factory
         self.vault = vault
         self.senders = senders
         self.redis = redis_client
+        self.prefix = prefix or prefix_of(redis_client)
         self.clock = clock
         self.whatsapp_template = whatsapp_template
         self._postgres = factory.kw["bind"].dialect.name == "postgresql"
@@ -245,7 +255,7 @@ class Worker:
             except Exception as error:  # keep delivering; the next round retries
                 logger.error("worker round failed (%s)", type(error).__name__)
             try:
-                await self._wait(stop, poll_seconds, WAKE_KEY)
+                await self._wait(stop, poll_seconds, wake_key(self.prefix))
             except Exception as error:
                 logger.error("worker wait failed (%s)", type(error).__name__)
                 await asyncio.sleep(poll_seconds)

@@ -559,7 +559,7 @@ class Desk:
                              conversation_id=conversation_id, detail=detail or None))
 
     def _wake(self) -> None:
-        wake(self.redis)
+        wake(self.redis, self.prefix)
 
     def _send(self, session: Session, conversation: Conversation, texts: Sequence[str], *,
               user_id: str | None, author: Author = Author.person) -> None:

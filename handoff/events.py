@@ -21,6 +21,8 @@ import redis.asyncio
 from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import ExponentialBackoff, NoBackoff
 
+from bot.storage.redis import key as redis_key
+
 logger = logging.getLogger(__name__)
 
 CHANNEL = "ot:events"  # the channel for the default prefix "ot"; see channel()
@@ -32,7 +34,7 @@ _POLL = 1.0  # seconds a subscriber waits for a message before checking its conn
 
 
 def channel(prefix: str = "ot") -> str:
-    return f"{prefix}:events"
+    return redis_key(prefix, "events")
 
 
 @dataclass(frozen=True)

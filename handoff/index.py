@@ -32,6 +32,7 @@ from typing import Any
 import redis
 
 from bot.storage.models import QueueName, utcnow
+from bot.storage.redis import key as redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -257,9 +258,9 @@ class QueueIndex:
     def __init__(self, client: redis.Redis, prefix: str = "ot") -> None:
         self.client = client
         self.prefix = prefix
-        self.skills_key = f"{prefix}:skills"
-        self.claims_key = f"{prefix}:claims"
-        self.built_key = f"{prefix}:built"
+        self.skills_key = redis_key(prefix, "skills")
+        self.claims_key = redis_key(prefix, "claims")
+        self.built_key = redis_key(prefix, "built")
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
         self._claim = client.register_script(_CLAIM)
@@ -269,7 +270,7 @@ class QueueIndex:
     # keys ---------------------------------------------------------------------------------------
 
     def queue_key(self, queue: QueueName) -> str:
-        return f"{self.prefix}:q:{QueueName(queue).value}"
+        return redis_key(self.prefix, "q", QueueName(queue).value)
 
     @property
     def keys(self) -> list[str]:
@@ -371,7 +372,8 @@ class QueueIndex:
 
         token = secrets.token_hex(8)
         live = self._entry_keys()
-        temp = {key: f"{self.prefix}:rebuild:{token}:{key[len(self.prefix) + 1:]}" for key in live}
+        temp = {name: redis_key(self.prefix, "rebuild", token, name[len(self.prefix) + 1:])
+                for name in live}
         filled: set[str] = set()
         try:
             pipe = self.client.pipeline(transaction=False)

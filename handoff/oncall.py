@@ -212,5 +212,5 @@ class OnCall:
             return False  # another worker or process queued it a moment ago: once is enough
         logger.info("on-call alert queued for conversation %s (outbox %s)",
                     ref(conversation_id), outbox_id)
-        wake(self.redis)
+        wake(self.redis, self.settings.redis_prefix)
         return True

