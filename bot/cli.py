@@ -34,6 +34,9 @@ logger = logging.getLogger("bot.cli")
 
 
 def _setup_logging(settings: Settings) -> None:
+    from bot import logsafe
+
+    logsafe.install()  # every command: serve, worker, telegram poll, ... (issue 12)
     logging.basicConfig(
         level=settings.log_level,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

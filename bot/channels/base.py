@@ -4,14 +4,54 @@ from __future__ import annotations
 
 import abc
 import enum
+import re
 from dataclasses import dataclass
 from datetime import datetime
 
+from bot import logsafe
 from bot.errors import OudertelefoonError
 from bot.storage.models import Channel
 
 # A message longer than this is stored up to this length (and triaged on far less).
 MAX_STORED_CHARS = 20_000
+# messages.provider_message_id is VARCHAR(128); Twilio's sids are 34, Telegram's update ids < 20.
+MAX_PROVIDER_ID_CHARS = 128
+
+# Control characters (C0 and C1, DEL) except tab, newline and carriage return. PostgreSQL cannot
+# store NUL at all; the others are invisible and only get in the way (of triage, of the dashboard).
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+# A surrogate on its own (half an emoji, from a broken client): not a character, cannot be encoded.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+REPLACEMENT = "\ufffd"
+
+
+class InvalidInput(OudertelefoonError, ValueError):
+    """Input a channel cannot take (answered 400: bot.web.hardening). Its message names the
+    field and the problem, never the value."""
+
+
+def clean_text(text: str) -> str:
+    """A parent's text as every channel hands it on: control characters other than tab and line
+    breaks removed, a lone surrogate replaced by U+FFFD; everything else (emoji, right-to-left
+    text and its marks, zero-width joiners, any length) kept as it is."""
+    if not isinstance(text, str):
+        raise InvalidInput("text must be a string")
+    text = _CONTROL.sub("", text)
+    return _SURROGATE.sub(REPLACEMENT, text)
+
+
+def clean_provider_id(value: str, field: str = "provider_message_id",
+                      limit: int = MAX_PROVIDER_ID_CHARS) -> str:
+    """A provider's id as we may store and look it up: printable and at most `limit` long;
+    InvalidInput (400) otherwise. Never shortened or changed: it is the dedupe key."""
+    if not isinstance(value, str):
+        raise InvalidInput(f"{field} must be a string")
+    if len(value) > limit:
+        raise InvalidInput(f"{field} is longer than {limit} characters")
+    if _CONTROL.search(value) or _SURROGATE.search(value) or "\t" in value or "\n" in value \
+            or "\r" in value:
+        raise InvalidInput(f"{field} contains characters that are not allowed")
+    return value
 
 
 class MediaKind(str, enum.Enum):
@@ -39,6 +79,13 @@ class InboundMessage:
     text: str
     received_at: datetime
     media_kind: MediaKind | None = None
+
+    def __post_init__(self) -> None:
+        # The one normalisation at the adapter boundary: every channel builds this, so no
+        # channel can hand the pipeline a NUL, a lone surrogate or an id the column cannot hold.
+        object.__setattr__(self, "text", clean_text(self.text))
+        object.__setattr__(self, "provider_message_id", clean_provider_id(self.provider_message_id))
+        logsafe.hold(self.text)  # from here on, these words never reach a log line
 
 
 @dataclass(frozen=True)

@@ -62,11 +62,13 @@ from telegram.request import HTTPXRequest
 from bot.channels.base import (
     DeliveryError,
     InboundMessage,
+    InvalidInput,
     MediaKind,
     OutboundMessage,
     Sender,
     SendResult,
 )
+from bot import logsafe
 from bot.config import Settings
 from bot.errors import ConfigError, OudertelefoonError
 from bot.storage.crypto import AddressVault
@@ -80,6 +82,8 @@ ALLOWED_UPDATES = ("message", "edited_message")
 # Telegram's limit for one text message. Telegram counts UTF-16 code units, so we do too.
 TELEGRAM_TEXT_LIMIT = 4096
 MAX_UPDATE_BYTES = 1_000_000
+# Telegram's ids are signed 64-bit at most; a bigger one is not from Telegram.
+MAX_UPDATE_ID = 2**63 - 1
 _SECRET_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 _TOKEN_IN_URL = re.compile(r"/bot\d+:[A-Za-z0-9_-]+")
 
@@ -98,17 +102,21 @@ def parse_update(body: bytes) -> Update:
     """The webhook body as a telegram.Update; InvalidUpdate (with a reason) if it is not one."""
     try:
         data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError):
+    except (ValueError, RecursionError):
+        # Not JSON, not UTF-8, an integer of thousands of digits (ValueError), or nested
+        # thousands deep (RecursionError): none of it is an update.
         raise InvalidUpdate("the body is not JSON") from None
     if not isinstance(data, dict):
         raise InvalidUpdate("the body is not a JSON object")
     update_id = data.get("update_id")
     if not isinstance(update_id, int) or isinstance(update_id, bool):
         raise InvalidUpdate("update_id is missing or not an integer")
+    if not 0 <= update_id <= MAX_UPDATE_ID:
+        raise InvalidUpdate("update_id is out of range")
     try:
         # No Bot is bound: nothing calls the API through this object.
         update = Update.de_json(data, None)
-    except Exception:  # PTB raises KeyError/TypeError/AttributeError on wrong shapes
+    except (Exception, RecursionError):  # PTB raises KeyError/TypeError/AttributeError on wrong shapes
         raise InvalidUpdate("the body is not a Telegram update") from None
     for message in (update.message, update.edited_message):
         if message is None:
@@ -178,11 +186,12 @@ def inbound_from_update(update: Update, vault: AddressVault) -> InboundMessage |
 async def receive_update(services: Any, update: Update) -> bool:
     """Hand one update to the pipeline (the webhook and `poll` both come here).
     Returns False when the update was ignored."""
-    inbound = inbound_from_update(update, services.vault)
-    if inbound is None:
-        logger.info("telegram update %d ignored (no private message)", update.update_id)
-        return False
-    await run_in_threadpool(services.pipeline.process, inbound)
+    with logsafe.scope():  # the words are kept out of the logs while handled, then forgotten
+        inbound = inbound_from_update(update, services.vault)
+        if inbound is None:
+            logger.info("telegram update %d ignored (no private message)", update.update_id)
+            return False
+        await run_in_threadpool(services.pipeline.process, inbound)
     return True
 
 
@@ -217,6 +226,9 @@ def build_router(get_services: Any) -> APIRouter:
             raise HTTPException(status_code=400, detail=f"not a Telegram update: {error}") from None
         try:
             await receive_update(services, update)
+        except InvalidInput as error:  # an id we cannot store: Telegram's would fit
+            logger.warning("telegram update refused (%s)", error)
+            raise HTTPException(status_code=400, detail=str(error)) from None
         except Exception as error:  # the boundary: Telegram redelivers on 5xx, dedupe makes it safe
             logger.error("telegram update %d failed (%s); Telegram will deliver it again",
                          update.update_id, type(error).__name__)
@@ -528,6 +540,8 @@ async def poll(
             for update in updates:
                 try:
                     await receive_update(services, update)
+                except InvalidInput as error:  # can never be stored: confirmed and skipped
+                    logger.warning("telegram update %d skipped (%s)", update.update_id, error)
                 except Exception as error:  # not confirmed: Telegram gives it to us again
                     logger.error("telegram update %d failed (%s); will fetch it again",
                                  update.update_id, type(error).__name__)

@@ -40,6 +40,7 @@ from twilio.request_validator import (
 from bot.channels.base import (
     DeliveryError,
     InboundMessage,
+    clean_provider_id,
     MediaKind,
     OutboundMessage,
     Sender,
@@ -127,6 +128,9 @@ def build_router(get_services: Any) -> APIRouter:
         sender = form.get("From", "").strip()
         if not sid or not bare_number(sender):
             raise HTTPException(status_code=400, detail="MessageSid and From are required")
+        # Twilio's sids are 34 characters: a longer one (or one with control characters) is not
+        # Twilio's and cannot be the dedupe key; a clear 400 (InvalidInput), nothing stored.
+        sid = clean_provider_id(sid, "MessageSid")
         whatsapp = sender.lower().startswith(WHATSAPP_PREFIX)
         channel = Channel.whatsapp if whatsapp else Channel.sms
         address = bare_number(sender)
@@ -149,6 +153,7 @@ def build_router(get_services: Any) -> APIRouter:
         sid = form.get("MessageSid", "").strip()
         value = form.get("MessageStatus", "").strip().lower()
         if sid and value in _STATUS_RANK:
+            sid = clean_provider_id(sid, "MessageSid")
             await run_in_threadpool(_set_delivery_status, services.factory, sid, value)
         return _twiml()
 

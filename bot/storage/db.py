@@ -20,7 +20,11 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for `url`; for SQLite the folder is created and foreign keys are enforced."""
+    """An engine for `url`; for SQLite the folder is created and foreign keys are enforced.
+
+    `hide_parameters`: a failed statement's error (and the engine's own logging) never shows the
+    bound values; they hold parents' words (issue 12). The statement itself is kept."""
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":

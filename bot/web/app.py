@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bot import __version__
+from bot import __version__, logsafe
 from bot.channels import web as web_chat
 from bot.channels.base import Sender
 from bot.config import Environment, Settings, load_settings
@@ -34,6 +34,7 @@ from bot.storage.crypto import AddressVault
 from bot.storage.models import Channel, utcnow
 from bot.storage.redis import connect as connect_redis
 from bot.triage.engine import Triage
+from bot.web import hardening
 from bot.worker import WebSender, Worker
 from handoff.desk import Desk
 from handoff.oncall import OnCall
@@ -151,6 +152,7 @@ def create_app(
 ) -> FastAPI:
     """The app. `run_worker`: deliver replies in this process too (the one-command default)."""
     settings = settings or load_settings()
+    logsafe.install()  # no parent's words in any log line, however the app is served
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -175,6 +177,7 @@ def create_app(
         await app.state.services.close()
 
     app = FastAPI(title="Oudertelefoon", version=__version__, lifespan=lifespan)
+    hardening.install(app)  # bad input: a clear 400/422, never a 5xx, never its words logged
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     templates = Jinja2Templates(directory=WEB_DIR / "templates")
     app.include_router(web_chat.build_router(templates, get_services))

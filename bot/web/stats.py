@@ -24,6 +24,9 @@ from stats.report import Filters, Table
 
 PERIODS = {"7": "Laatste 7 dagen", "30": "Laatste 30 dagen", "90": "Laatste 90 dagen", "custom": "Zelf kiezen"}
 DEFAULT_PERIOD = "30"
+# Dates a custom period may use (issue 12: 0001-01-01 was a 500).
+EARLIEST = date(2000, 1, 1)
+LATEST = date(2100, 12, 31)
 
 DESCRIPTIONS: dict[str, str] = {
     "contacts_per_day": "Staafdiagram: het aantal contacten per dag, gestapeld per kanaal.",
@@ -56,6 +59,7 @@ class Choice:
         self.start = params.get("start", "")[:10]
         self.end = params.get("end", "")[:10]
         self.problem: str | None = None
+        self.absurd = False  # a date no statistics can be about: answered 400
         extra: dict[str, Any] = {"channel": Channel(self.channel) if self.channel else None,
                                  "queue": QueueName(self.queue) if self.queue else None}
         today = now.astimezone(zone).date()
@@ -66,6 +70,11 @@ class Choice:
                 first = last = None  # type: ignore[assignment]
             if first is None or last is None:
                 self.problem = "Vul een begin- en einddatum in (dag, maand, jaar)."
+            elif not (EARLIEST <= first <= LATEST and EARLIEST <= last <= LATEST):
+                # 0001-01-01 or 9999-12-31 cannot even be turned into UTC: a clear 400.
+                self.problem = (f"Kies datums tussen {EARLIEST.isoformat()} en "
+                                f"{LATEST.isoformat()}.")
+                self.absurd = True
             elif last < first:
                 self.problem = "De einddatum ligt voor de begindatum."
             elif (last - first).days >= report.MAX_DAYS:
@@ -167,6 +176,8 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
             "shown_from": choice.filters.start.astimezone(zone).date(),
             "shown_to": (choice.filters.end - timedelta(seconds=1)).astimezone(zone).date(),
         })
+        if choice.absurd:
+            page.status_code = 400
         return page
 
     @router.get("/dashboard/stats/export/{key}.csv")
@@ -175,6 +186,8 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
             return Response("Deze tabel bestaat niet.", status_code=404, media_type="text/plain; charset=utf-8")
         services, zone, now = context(request)
         choice = Choice(request, zone, now)
+        if choice.absurd:
+            return Response(choice.problem or "", status_code=400, media_type="text/plain; charset=utf-8")
         with services.factory() as session:
             tables = report.compute(session, choice.filters, zone=zone, catalogue=services.catalogue, now=now)
         body = "\ufeff" + report.to_csv(tables[key])  # the BOM lets spreadsheet programs read UTF-8
