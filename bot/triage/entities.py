@@ -73,6 +73,11 @@ _PREGNANCY_WEEK = re.compile(
     rf"(?:weken |week |wk |wkn |w )?(?:zwanger|pregnant|zw\b|in verwachting)"
 )
 _PREGNANCY_WEEK_PLUS = re.compile(r"(?<![\d.,])(\d{2})\s*\+\s*[0-6]\b|(?<![\d.,])([1-4]\d)\s*(?:w|wk|wks)\b(?! ?oud| ?old)")
+# "ik ben 12 weken", "ben nu 30w", "i'm 28 weeks": a parent giving their own weeks is pregnant.
+_FIRST_PERSON_WEEKS = re.compile(
+    rf"\b(?:ik ben|ben ik|ben|i'?m|i am) (?:nu |pas |al |bijna |ruim |net |now |almost |nearly )?"
+    rf"(\d{{1,2}})\s*(?:{_WEEK}|weeks)\b(?!\s*(?:oud|old|geleden|ago|bevallen|thuis|home|getrouwd|samen|weg|ziek|bezig|aan het))"
+)
 _WEEK_IN_PREGNANCY = re.compile(rf"(?<![\d.,])(\d{{1,2}})\s*(?:{_WEEK})\b")
 _PREGNANCY_WEEK_EN = re.compile(r"\b(\d{1,2})(?:st|nd|rd|th)? (?:week|wk)\b")
 
@@ -87,7 +92,7 @@ _TEMPERATURE_AFTER = re.compile(
 # A bare 38,6 or 39.1: one decimal in the range of a body temperature.
 _TEMPERATURE_BARE = re.compile(r"(?<![\d.,€$])(3[6-9]|4[01])[.,](\d)(?![\d.,%]|\s*(?:euro|eur|kg|kilo|cm|uur|weken|jaar))")
 _FAHRENHEIT = re.compile(r"(?<![\d.,])(9[5-9]|10[0-7])(?:[.,](\d))?\s*(?:°\s*f|f\b|fahrenheit|degrees f)")
-_FEVER_WORD = re.compile(r"\b(?:koorts\w*|verhoging|fever\w*|feverish|ates\w*|fiebre|goraczk\w*|fievre|febre|gloeit|gloeiend heet|burning up)\b")
+_FEVER_WORD = re.compile(r"\b(?:voelt (?:heel |erg |zo |super |echt |gloei)?(?:warm|heet)|(?:is|wordt|word) (?:heel |erg |zo |super |echt |gloei)heet|feels (?:very |so |really )?hot|koorts\w*|verhoging|fever\w*|feverish|ates\w*|fiebre|goraczk\w*|fievre|febre|gloeit|gloeiend heet|burning up)\b")
 
 _NO_FEVER = re.compile(r"\b(?:geen|zonder|no|not|without|nie|niet)\s+(?:\w+\s+)?$")
 
@@ -164,8 +169,9 @@ def child_age_days(text: str) -> float | None:
 
 
 def pregnancy_week(text: str) -> int | None:
-    """The week of pregnancy: "30 weken zwanger", "39+2", or weeks beside pregnancy words."""
-    for pattern in (_PREGNANCY_WEEK, _PREGNANCY_WEEK_PLUS):
+    """The week of pregnancy: "30 weken zwanger", "39+2", "ik ben 12 weken", or weeks beside
+    pregnancy words."""
+    for pattern in (_PREGNANCY_WEEK, _PREGNANCY_WEEK_PLUS, _FIRST_PERSON_WEEKS):
         m = pattern.search(text)
         week = int(next(g for g in m.groups() if g)) if m else 0
         if 4 <= week <= 43:

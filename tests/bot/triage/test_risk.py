@@ -39,6 +39,8 @@ ACUTE = [
     ("sinds gisteren voel ik de baby niet meer bewegen", "pregnancy"),
     ("27 weken en om de 4 minuten weeen", "pregnancy"),
     ("ik ben zo bang dat ik mn baby iets aandoe", "child"),
+    ("mn schoonzus past op en nu belt ze dat haar vriend de kindjes pijn doet", "child"),
+    ("she's calling me crying, he's hurting the kids right now", "child"),
 ]
 
 
@@ -54,6 +56,7 @@ def test_acute_is_recognised(detector: RiskDetector, text: str, category: str) -
     [
         "ik schrok me dood toen hij van de bank viel, maar hij lacht alweer",
         "ik word gek van dat gehuil de hele dag",
+        "vorig jaar deed hij de kinderen pijn, nu woont hij ergens anders",
         "deze bevalling was moordend",
         "ik ben doodmoe, ze slaapt maar 2 uur achter elkaar",
         "ik ga dood van de hitte in dit huis met die buik",
