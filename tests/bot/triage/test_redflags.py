@@ -45,6 +45,10 @@ def detector(embedded_model: EmbeddedModel, flags: RedFlags) -> RiskDetector:
         ("al 10 uur geen natte luier", "duration_hours", 10.0),
         ("sinds vanochtend", "duration_hours", 8.0),
         ("ik ben alleen met de baby", "alone_with_child", True),
+        ("ben nu 12 weken en heb wat bloedverlies", "pregnancy_week", 12),
+        ("i'm 28 weeks and feel strange", "pregnancy_week", 28),
+        ("ik ben 3 weken thuis met de baby", "pregnancy_week", None),
+        ("ik ben 2 weken geleden bevallen", "pregnancy_week", None),
     ],
 )
 def test_facts_are_read(text: str, field: str, value: object) -> None:
