@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import logging
+import math
 import os
 import re
 import secrets
@@ -25,9 +26,55 @@ logger = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
-# Values that people paste from examples; refused as a SECRET_KEY outside development.
-_PLACEHOLDER_SECRETS = {"changeme", "changethis", "change-me", "secret", "dev", "development", "test"}
-_MIN_SECRET_LENGTH = 32
+# Production secrets: at least this many bits by a cautious estimate (see `secret_problem`).
+MIN_SECRET_BITS = 128
+# How to make a good one; named in every refusal.
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
+# Words that mark a value pasted from an example or typed by a person (case and separators are
+# ignored). Only words of 5+ letters: a random token holds one by chance about once in 50,000.
+_WEAK_WORDS = (
+    "change", "secret", "passw", "wachtwoord", "geheim", "example", "voorbeeld", "please",
+    "placeholder", "replace", "default", "dummy", "sample", "qwerty", "letmein", "oudertelefoon",
+    "telegram", "twilio", "local", "admin", "welkom", "welcome", "insecure", "fixme",
+)
+
+
+def _alphabet(value: str) -> int:
+    """The size of the alphabet the value seems drawn from (hex counts as 16)."""
+    if re.fullmatch(r"[0-9a-f]+|[0-9A-F]+", value):
+        return 16
+    return ((26 if re.search(r"[a-z]", value) else 0) + (26 if re.search(r"[A-Z]", value) else 0)
+            + (10 if re.search(r"[0-9]", value) else 0)
+            + (33 if re.search(r"[^A-Za-z0-9]", value) else 0))
+
+
+def secret_problem(value: str) -> str | None:
+    """Why this value is too weak for a production secret, or None. Never names the value.
+
+    Estimated strength: length x log2(alphabet) at least MIN_SECRET_BITS, and the letter counts
+    (Shannon entropy x length) at least 70% of that bound, so repeats do not pass; no run of 8 of
+    one character, no repeated block, no common or example word, no phrase of words. A random
+    value from `secrets.token_urlsafe(32)` (256 bits) or `openssl rand -hex 32` passes; so does a
+    Twilio auth token (32 hex characters, 128 bits)."""
+    if len(value) * math.log2(max(_alphabet(value), 2)) < MIN_SECRET_BITS:
+        return f"is too short or too simple (less than {MIN_SECRET_BITS} bits)"
+    counts: dict[str, int] = {}
+    for char in value:
+        counts[char] = counts.get(char, 0) + 1
+    spread = -sum(n * math.log2(n / len(value)) for n in counts.values())
+    if spread < 0.7 * MIN_SECRET_BITS or re.search(r"(.)\1{7}", value):
+        return "repeats characters too much"
+    for period in range(1, len(value) // 2 + 1):
+        if all(value[i] == value[i % period] for i in range(len(value))):
+            return "is one short part repeated"
+    squashed = re.sub(r"[^a-z0-9]", "", value.lower())
+    if any(word in squashed for word in _WEAK_WORDS):
+        return "contains a word from an example or a common password"
+    letters = re.sub(r"[^A-Za-z]", "", value)
+    if (re.fullmatch(r"[A-Za-z\s_.-]+", value)
+            and sum(c in "aeiouyAEIOUY" for c in letters) >= 0.34 * len(letters)):
+        return "looks like words, not random characters"
+    return None
 
 
 class Environment(str, enum.Enum):
@@ -118,6 +165,17 @@ class Settings(BaseSettings):
     session_hours: int = Field(default=12, ge=1, le=168, alias="SESSION_HOURS")
     # Demo volunteer, professional and coordinator with printed logins; default: on in development.
     demo_users: bool | None = Field(default=None, alias="DEMO_USERS")
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed (comma-separated
+    # addresses or networks, "*" for any; the same variable and default as uvicorn's). Anyone
+    # else's are ignored: the client address and the https scheme come from the connection.
+    forwarded_allow_ips: str = Field(default="127.0.0.1", alias="FORWARDED_ALLOW_IPS")
+    # Web chat limits (0: off). Messages per minute per chat and per address (many parents can
+    # share one address: a mobile network, a library), new chats per address per 10 minutes.
+    web_chat_per_chat: int = Field(default=20, ge=0, le=10_000, alias="WEB_CHAT_MESSAGES_PER_MINUTE")
+    web_chat_per_address: int = Field(default=60, ge=0, le=100_000,
+                                      alias="WEB_CHAT_ADDRESS_MESSAGES_PER_MINUTE")
+    web_chat_new_per_address: int = Field(default=10, ge=0, le=100_000,
+                                          alias="WEB_CHAT_NEW_CHATS_PER_ADDRESS")
 
     @field_validator(
         "database_url", "redis_url", "secret_key", "telegram_bot_token", "telegram_webhook_secret",
@@ -191,19 +249,49 @@ class Settings(BaseSettings):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
 
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def _check_forwarded(cls, value: str) -> str:
+        import ipaddress
+
+        for item in (part.strip() for part in value.split(",")):
+            if item in ("", "*") or item.startswith("unix:"):
+                continue
+            try:
+                ipaddress.ip_network(item)  # as uvicorn reads it: 10.0.0.0/8, not 10.0.0.1/8
+            except ValueError:
+                raise ValueError("must be addresses or networks separated by commas, or *") from None
+        return value
+
     @model_validator(mode="after")
-    def _check_secret(self) -> "Settings":
-        if self.secret_key is None:
-            if self.env is Environment.production:
-                raise ValueError("SECRET_KEY is required when OUDERTELEFOON_ENV=production")
+    def _check_secrets(self) -> "Settings":
+        """Production refuses weak secrets: one error naming every weak variable, never a value.
+        Development and tests keep their defaults (a generated SECRET_KEY under var/)."""
+        if self.env is not Environment.production:
             return self
-        raw = self.secret_key.get_secret_value()
-        if self.env is Environment.production and (
-            raw.strip().lower() in _PLACEHOLDER_SECRETS or len(raw) < _MIN_SECRET_LENGTH
-        ):
-            raise ValueError(
-                f"SECRET_KEY must be at least {_MIN_SECRET_LENGTH} random characters in production"
-            )
+        if self.secret_key is None:
+            raise ValueError("SECRET_KEY is required when OUDERTELEFOON_ENV=production; make one "
+                             f"with {MAKE_SECRET}")
+        problems = []
+        checks = [("SECRET_KEY", self.secret_key)]
+        if self.telegram_webhook_secret is not None:
+            checks.append(("TELEGRAM_WEBHOOK_SECRET", self.telegram_webhook_secret))
+        for variable, secret in checks:
+            raw = secret.get_secret_value()
+            problem = secret_problem(raw)
+            if variable == "TELEGRAM_WEBHOOK_SECRET" and problem is None and not re.fullmatch(
+                    r"[A-Za-z0-9_-]{1,256}", raw):
+                problem = "may hold only A-Z, a-z, 0-9, _ and - (Telegram's rule)"
+            if problem is not None:
+                problems.append(f"{variable} {problem}")
+        if self.twilio_account_sid and self.twilio_auth_token is not None:
+            raw = self.twilio_auth_token.get_secret_value()
+            if not re.fullmatch(r"[0-9a-fA-F]{32}", raw) or secret_problem(raw) is not None:
+                problems.append("TWILIO_AUTH_TOKEN is not a Twilio auth token (32 hex characters "
+                                "from the Twilio console)")
+        if problems:
+            raise ValueError("; ".join(problems) + " in production. Make a random secret with "
+                             f"{MAKE_SECRET}")
         return self
 
     @model_validator(mode="after")
@@ -255,8 +343,15 @@ class Settings(BaseSettings):
 
     @property
     def secure_cookies(self) -> bool:
-        """Cookies marked Secure when the service is reached over https."""
+        """Cookies marked Secure when the service is reached over https (PUBLIC_BASE_URL; a
+        request that came over https through a trusted proxy gets them Secure as well, see
+        bot.web.security)."""
         return self.public_base_url.startswith("https://")
+
+    @property
+    def api_docs_enabled(self) -> bool:
+        """/docs, /redoc and /openapi.json: not in production."""
+        return self.env is not Environment.production
 
     @property
     def telegram_enabled(self) -> bool:
@@ -283,6 +378,12 @@ class Settings(BaseSettings):
         return self.data_dir / "messages"
 
 
+# Never echoed in an error message.
+_SECRET_VARIABLES = {(f.alias or name).upper() for name, f in Settings.model_fields.items()
+                     if f.annotation is not None and "SecretStr" in str(f.annotation)}
+_SECRET_VARIABLES |= {"DATABASE_URL", "REDIS_URL"}  # may hold a password
+
+
 def _format_error(error: ValidationError) -> str:
     """One line per problem, naming the environment variable."""
     alias_by_field = {name: (f.alias or name).upper() for name, f in Settings.model_fields.items()}
@@ -294,7 +395,7 @@ def _format_error(error: ValidationError) -> str:
         if message.startswith("Value error, "):
             message = message[len("Value error, ") :]
         value = item.get("input")
-        if loc and isinstance(value, (str, int, float)) and variable != "SECRET_KEY":
+        if loc and isinstance(value, (str, int, float)) and variable not in _SECRET_VARIABLES:
             parts.append(f"{variable}: {message} (got {value!r})")
         else:
             parts.append(f"{variable}: {message}" if loc else message)
