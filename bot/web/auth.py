@@ -9,7 +9,9 @@
   `csrf_token` or header `X-CSRF-Token`). The login form, before there is a session, uses a
   signed double-submit cookie.
 - Login attempts are limited in Redis (5 failures per username and address, 30 per address, per
-  15 minutes); keys are keyed hashes, never a plain username or address.
+  15 minutes), counted before the password is checked, in one server-side step, so tries sent
+  at once cannot pass the limit together; keys are keyed hashes, never a plain username or
+  address. A name that no account can have (a NUL in it) is a plain failed login.
 - Nothing here logs a password, a token, a username that failed, or an address.
 """
 
@@ -63,6 +65,26 @@ MAX_FAILURES_PER_IP = 30
 SLIDE_EVERY = timedelta(seconds=60)
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 _MAX_USERNAME = 64
+
+# The login limiter's one step: count the attempt under both keys (a window starts with its first
+# attempt), and return both counts; the caller refuses above the limits. Refused attempts count
+# too, which changes nothing: the window does not move.
+_COUNT_ATTEMPT = """
+local counts = {}
+for i, key in ipairs(KEYS) do
+  counts[i] = redis.call('INCR', key)
+  if counts[i] == 1 then redis.call('EXPIRE', key, ARGV[1]) end
+end
+return counts
+"""
+# A login that succeeded: the name's count goes; the address's count gives back this attempt
+# (never below zero, never a key without its expiry).
+_SUCCEEDED = """
+redis.call('DEL', KEYS[1])
+local n = tonumber(redis.call('GET', KEYS[2]) or '0')
+if n > 0 then redis.call('DECR', KEYS[2]) end
+return n
+"""
 _MAX_PASSWORD = 1024
 
 MSG_FAILED = "Gebruikersnaam of wachtwoord klopt niet."
@@ -177,9 +199,11 @@ class Auth:
 
     # the login limiter ------------------------------------------------------------------------
 
-    def _limited(self, keys: tuple[str, str]) -> bool:
+    def _count_attempt(self, keys: tuple[str, str]) -> bool:
+        """Count this attempt first, then check, in one step on the server: of many tries sent at
+        once, only the allowed number reach the password check. True: refused."""
         try:
-            per_user, per_ip = self.redis.mget(list(keys))
+            per_user, per_ip = self.redis.eval(_COUNT_ATTEMPT, 2, *keys, LOGIN_WINDOW_SECONDS)
         except redis.RedisError as error:
             # Redis down: no limiter. argon2 (tens of milliseconds per attempt) is then the only
             # brake on guessing, which is acceptable for the minutes of a Redis restart; a login
@@ -187,24 +211,13 @@ class Auth:
             logger.warning("login limiter unavailable (%s): letting argon2 be the brake",
                            type(error).__name__)
             return False
-        return (int(per_user or 0) >= MAX_FAILURES_PER_USER_IP
-                or int(per_ip or 0) >= MAX_FAILURES_PER_IP)
-
-    def _count_failure(self, keys: tuple[str, str]) -> None:
-        try:
-            pipe = self.redis.pipeline(transaction=True)
-            for key in keys:
-                # The window starts at the first failure: create with its expiry, then count.
-                pipe.set(key, 0, ex=LOGIN_WINDOW_SECONDS, nx=True)
-                pipe.incr(key)
-            pipe.execute()
-        except redis.RedisError as error:
-            logger.warning("login limiter unavailable (%s): failure not counted",
-                           type(error).__name__)
+        return int(per_user) > MAX_FAILURES_PER_USER_IP or int(per_ip) > MAX_FAILURES_PER_IP
 
     def _clear_user_failures(self, keys: tuple[str, str]) -> None:
+        """A login that succeeded: its name's count starts over, and the address gets back the
+        attempt counted for it (only failures count against an address)."""
         try:
-            self.redis.delete(keys[0])
+            self.redis.eval(_SUCCEEDED, 2, *keys)
         except redis.RedisError as error:
             logger.warning("login limiter unavailable (%s)", type(error).__name__)
 
@@ -217,16 +230,19 @@ class Auth:
         even for the right password; LoginFailed for an unknown user, a wrong password or an
         inactive user, alike.
         """
-        from bot.users import audit, normalize_username
+        from bot.users import USERNAME, audit, normalize_username
 
         username = normalize_username(username)[:_MAX_USERNAME + 1]
         keys = self._limit_keys(username, client_ip)
-        if self._limited(keys):
+        if self._count_attempt(keys):
             logger.warning("login refused: too many failures from one address")
             raise LoginRateLimited()
         now = self.clock()
         with db.transaction(self.factory) as session:
-            user = session.scalar(select(User).where(User.username == username))
+            # A name no account can have (a NUL, a control character, a space) is a failed login
+            # like any other, without asking the database (PostgreSQL refuses a NUL in text).
+            user = session.scalar(select(User).where(User.username == username)) \
+                if USERNAME.match(username) else None
             ok = len(password) <= _MAX_PASSWORD and verify_password(
                 user.password_hash if user is not None else _dummy_hash(), password)
             if user is None or not ok or not user.active:
@@ -249,7 +265,6 @@ class Auth:
                 audit(session, "login", user.id, ip=self.ip_hash(client_ip))
                 person = _person(user, csrf)
         if failed:
-            self._count_failure(keys)
             logger.info("login failed")
             raise LoginFailed()
         self._clear_user_failures(keys)
