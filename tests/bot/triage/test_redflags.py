@@ -80,6 +80,8 @@ FIRES = [
     ("ze is 10 dagen geleden bevallen en slaapt al dagen niet", "no_sleep_after_birth", Risk.high, Danger.psychiatric),
     ("mijn dochter van 2 hapt naar adem, blaffende hoest", "breathing_child", Risk.high, Danger.medical_child),
     ("mn zoontje heeft aan de ibuprofen gezeten, de strip is half leeg", "swallowed_something", Risk.acute, Danger.medical_child),
+    ("Die Stimmen sagen mir, ich soll dem Kind weh tun", "voices_commanding_harm", Risk.acute, Danger.psychiatric),
+    ("oigo voces que me dicen que le haga daño a mi bebé", "voices_commanding_harm", Risk.acute, Danger.psychiatric),
 ]
 
 

@@ -41,6 +41,7 @@ ACUTE = [
     ("ik ben zo bang dat ik mn baby iets aandoe", "child"),
     ("mn schoonzus past op en nu belt ze dat haar vriend de kindjes pijn doet", "child"),
     ("she's calling me crying, he's hurting the kids right now", "child"),
+    ("mn ring en al mn spullen heb ik weggegeven, jullie horen niks meer van me", "suicide"),
 ]
 
 
@@ -57,6 +58,8 @@ def test_acute_is_recognised(detector: RiskDetector, text: str, category: str) -
         "ik schrok me dood toen hij van de bank viel, maar hij lacht alweer",
         "ik word gek van dat gehuil de hele dag",
         "vorig jaar deed hij de kinderen pijn, nu woont hij ergens anders",
+        "ik heb mijn spullen weggegeven aan de kringloop want we verhuizen, waar vraag ik een verhuisbus aan",
+        "hij is eruit gegroeid dus ik heb het wiegje weggegeven, wanneer mag hij in een groot bed",
         "deze bevalling was moordend",
         "ik ben doodmoe, ze slaapt maar 2 uur achter elkaar",
         "ik ga dood van de hitte in dit huis met die buik",
