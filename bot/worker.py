@@ -4,6 +4,13 @@ purges old transcripts. A provider that is down delays replies; it never drops t
 Rows are leased (their next attempt moved a minute ahead) in a short transaction, with
 SKIP LOCKED on PostgreSQL, so several workers never send the same reply. Replies to one
 conversation go out in order; different conversations go out concurrently.
+
+Delivery is at least once, not exactly once: a worker killed after the provider accepted a reply
+and before the row is marked sent sends it again once the lease runs out. That window is kept
+short: each accepted reply is marked sent at once, together with the others accepted meanwhile,
+in one transaction on a thread of its own (not queued behind other database work), and at most
+IN_FLIGHT replies are in flight at once. Measured with bench/outbox_duplicates (the worker
+SIGKILLed at random moments while it delivers).
 """
 
 from __future__ import annotations
@@ -12,10 +19,11 @@ import asyncio
 import logging
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.base import DeliveryError, OutboundMessage, Sender, SendResult
@@ -30,7 +38,13 @@ WAKE_KEY = "ot:outbox:wake"  # the wake-up list for the default prefix "ot"; see
 LEASE = timedelta(seconds=60)
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 900
-BATCH = 100
+# Sends in flight at once. More only queue up inside this process (the providers take a few
+# per second per number anyway), and every reply in flight is one a crash may send twice.
+IN_FLIGHT = 16
+# Rows leased per round: at most four waves of sends, so even sends that each take the senders'
+# 10-second timeout end within the lease (a lease running out under a send in flight would let a
+# second worker send that reply too).
+BATCH = 4 * IN_FLIGHT
 WHATSAPP_WINDOW = timedelta(hours=24)
 
 
@@ -49,6 +63,16 @@ def wake(client: redis.Redis | None, prefix: str | None = None) -> None:
         client.ltrim(name, 0, 0)
     except redis.RedisError:
         logger.warning("redis unavailable: the worker finds the replies on its next round")
+
+
+_MARKER: list[ThreadPoolExecutor] = []
+
+
+def _marker() -> ThreadPoolExecutor:
+    """The one thread that marks accepted replies sent (shared by the workers of a process)."""
+    if not _MARKER:
+        _MARKER.append(ThreadPoolExecutor(max_workers=1, thread_name_prefix="outbox-sent"))
+    return _MARKER[0]
 
 
 def backoff(attempts: int) -> timedelta:
@@ -85,6 +109,9 @@ class Worker:
         self.clock = clock
         self.whatsapp_template = whatsapp_template
         self._postgres = factory.kw["bind"].dialect.name == "postgresql"
+        # Replies the provider accepted, waiting to be marked sent (see _mark_sent).
+        self._accepted: list[tuple[str, str | None, asyncio.Future[None]]] = []
+        self._marking: asyncio.Task[None] | None = None
 
     def _lease(self) -> list[tuple[str, Channel, bytes | None, str, str | None, int]]:
         now = self.clock()
@@ -113,13 +140,17 @@ class Worker:
         groups: dict[str, list[tuple[str, Channel, bytes | None, str, str | None, int]]] = defaultdict(list)
         for item in leased:
             groups[item[4] or item[0]].append(item)
-        results = await asyncio.gather(*(self._deliver_group(g) for g in groups.values()))
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        results = await asyncio.gather(*(self._deliver_group(g, slots) for g in groups.values()))
         return sum(results)
 
-    async def _deliver_group(self, items: list[tuple[str, Channel, bytes | None, str, str | None, int]]) -> int:
+    async def _deliver_group(self, items: list[tuple[str, Channel, bytes | None, str, str | None, int]],
+                             slots: asyncio.Semaphore) -> int:
         sent = 0
         for index, (outbox_id, channel, address_token, text, conversation_id, attempts) in enumerate(items):
-            ok = await self._deliver(outbox_id, channel, address_token, text, conversation_id, attempts)
+            async with slots:
+                ok = await self._deliver(outbox_id, channel, address_token, text, conversation_id,
+                                         attempts)
             if not ok:
                 # Keep the order: the later replies of this conversation wait for this one, and
                 # are released from their lease to go right after its next attempt.
@@ -177,8 +208,50 @@ class Worker:
             await asyncio.to_thread(self._retry, outbox_id, attempts, type(error).__name__)
             return False
         provider_id = getattr(result, "provider_message_id", None)
-        await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.sent, provider_id, None)
+        await self._mark_sent(outbox_id, provider_id)
         return True
+
+    async def _mark_sent(self, outbox_id: str, provider_id: str | None) -> None:
+        """Mark an accepted reply sent, right away. Every reply accepted while a commit is under
+        way goes into the next one: one transaction for many, on a thread of its own, so the
+        time between the provider's answer and our commit (when a crash means a second send)
+        does not grow with the replies in flight."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._accepted.append((outbox_id, provider_id, done))
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._mark_accepted())
+        await done
+
+    async def _mark_accepted(self) -> None:
+        loop = asyncio.get_running_loop()
+        while self._accepted:
+            batch, self._accepted = self._accepted, []
+            try:
+                await loop.run_in_executor(_marker(), self._finish_sent,
+                                           [(row_id, provider_id) for row_id, provider_id, _ in batch])
+            except Exception as error:  # the rows stay pending: sent again after the lease
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_exception(error)
+            else:
+                for _, _, done in batch:
+                    if not done.done():
+                        done.set_result(None)
+
+    def _finish_sent(self, rows: list[tuple[str, str | None]]) -> None:
+        """Mark these rows sent, in one transaction of one statement (executed for each row)."""
+        table = Outbox.__table__
+        statement = (
+            table.update()
+            .where(table.c.id == bindparam("row_id"))
+            .values(status=OutboxStatus.sent, provider_message_id=bindparam("provider_id"),
+                    last_error=None, attempts=table.c.attempts + 1, address_encrypted=None,
+                    sent_at=self.clock())
+        )
+        with self.factory() as session, session.begin():
+            session.connection().execute(statement, [{"row_id": row_id, "provider_id": provider_id}
+                                                     for row_id, provider_id in rows])
 
     def _outside_whatsapp_window(self, conversation_id: str) -> bool:
         with self.factory() as session:
