@@ -176,7 +176,10 @@ def create_app(
             await task
         await app.state.services.close()
 
-    app = FastAPI(title="Oudertelefoon", version=__version__, lifespan=lifespan)
+    docs = settings.api_docs_enabled  # /docs, /redoc and /openapi.json: not in production
+    app = FastAPI(title="Oudertelefoon", version=__version__, lifespan=lifespan,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None,
+                  openapi_url="/openapi.json" if docs else None)
     hardening.install(app)  # bad input: a clear 400/422, never a 5xx, never its words logged
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     templates = Jinja2Templates(directory=WEB_DIR / "templates")
@@ -237,4 +240,7 @@ def create_app(
         """Triage one message: the same JSON as `oudertelefoon triage`."""
         return services.triage.run(body.text).contract()
 
+    from bot.web import security
+
+    security.install(app, settings)  # headers, trusted proxies, Secure cookies over https
     return app

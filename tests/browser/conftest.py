@@ -19,7 +19,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import uvicorn
@@ -71,10 +71,36 @@ def browser() -> Iterator[Browser]:
         launched = playwright.chromium.launch(
             executable_path=executable, headless=True, args=CHROMIUM_ARGS
         )
+        # Every context reports Content-Security-Policy violations (Chromium says them on the
+        # console): each browser test fails on one (`_no_csp_violations`).
+        new_context = launched.new_context
+
+        def watched_context(*args: Any, **kwargs: Any) -> Any:
+            context = new_context(*args, **kwargs)
+            context.on("console", _note_csp_violation)
+            return context
+
+        launched.new_context = watched_context  # type: ignore[method-assign]
         try:
             yield launched
         finally:
             launched.close()
+
+
+CSP_VIOLATIONS: list[str] = []
+
+
+def _note_csp_violation(message: Any) -> None:
+    if "Content Security Policy" in message.text:
+        CSP_VIOLATIONS.append(message.text)
+
+
+@pytest.fixture(autouse=True)
+def _no_csp_violations() -> Iterator[None]:
+    """No page breaks its own Content-Security-Policy (no inline script or style...)."""
+    CSP_VIOLATIONS.clear()
+    yield
+    assert not CSP_VIOLATIONS, CSP_VIOLATIONS
 
 
 @pytest.fixture
