@@ -6,6 +6,10 @@
 // the conversation ("stop en wis") answers {deleted: true, notice: [texts]}.
 // "Snel weg" (POST /chat/api/exit) replaces the page with a neutral site; "onthoud dit gesprek"
 // (POST /chat/api/remember {remember}) makes the cookie last.
+// Answers: 401 (the server does not know this chat's token): the page asks POST /chat/api/session
+// for a new one, once, then sends again; 429 (too many messages): the message stays on screen and
+// is sent again after Retry-After; any other 4xx is not sent again (said on the message); 5xx and
+// network errors are tried again with a growing wait.
 (function () {
   "use strict";
 
@@ -26,6 +30,8 @@
     retry: "Geen verbinding. We proberen het zo opnieuw. Je bericht blijft hier staan.",
     offline: "Geen verbinding. We proberen het zo opnieuw.",
     expired: "Je chat is verlopen. Laad de pagina opnieuw om verder te gaan.",
+    renewed: "Je chat is opnieuw begonnen. Je eerdere berichten staan hier niet meer. Typ gerust verder.",
+    busy: "Even wachten. Er komen nu veel berichten tegelijk binnen. Je bericht blijft hier staan. We versturen het vanzelf over {wait}. In gevaar? Bel 112.",
     refused: "We konden dit bericht niet versturen. Is het heel lang? Maak het korter en probeer het opnieuw.",
     deleted: "Alles is verwijderd. Je kunt altijd opnieuw beginnen. In gevaar? Bel 112.",
     closed: "Dit gesprek is afgesloten. Je kunt altijd een nieuw gesprek beginnen. In gevaar? Bel 112.",
@@ -42,6 +48,8 @@
   var closedShown = false, convo = null;
   var polling = false, pollAgain = false, pollTimer = null, pollGen = 0, pollFailures = 0;
   var sending = false, sendTimer = null, sendFailures = 0, lastAcceptedAt = 0;
+  var busyUntil = 0;      // told to wait (429): nothing is sent before this time
+  var renewing = false, renewedAt = 0;
   var stopped = false;    // the session is gone: no more requests until a reload
   var staleBefore = 0;    // polls started before the conversation was deleted show nothing
 
@@ -192,7 +200,7 @@
     var gen = ++pollGen;
     fetch("/chat/api/messages?after=" + next, { credentials: "same-origin", cache: "no-store" })
       .then(function (r) {
-        if (r.status === 401) { expire(); return null; }
+        if (r.status === 401) { renew(); return null; }
         if (!r.ok) { throw new Error("status " + r.status); }
         return r.json();
       })
@@ -297,6 +305,63 @@
     say("expired", TEXT.expired);
   }
 
+  // The server refused this chat's token (401: made elsewhere, or cleared by "Snel weg" in another
+  // tab): ask for a new one, once, and go on in a new, empty chat. Unsent messages stay and go
+  // out in the new chat. Refused again soon after (cookies off?): stop and say so.
+  function renew() {
+    if (renewing || stopped) { return; }
+    if (renewedAt && Date.now() - renewedAt < 30000) { expire(); return; }
+    renewing = true;
+    fetch("/chat/api/session", { method: "POST", credentials: "same-origin", cache: "no-store" })
+      .then(function (r) {
+        if (r.ok) {
+          renewing = false;
+          renewedAt = Date.now();
+          restart();
+          poll();
+          flush(true);
+          return;
+        }
+        if (r.status >= 400 && r.status < 500) { renewing = false; expire(); return; }
+        throw new Error("status " + r.status);
+      })
+      .catch(function () {
+        // No connection: the next poll or send meets the 401 again and asks again.
+        renewing = false;
+        say("offline", TEXT.offline);
+        pollFailures += 1;
+        schedule();
+      });
+  }
+
+  function restart() {
+    staleBefore = pollGen + 1;
+    var shown = log.querySelectorAll(".msg:not(.pending)").length > 0;
+    Array.prototype.slice.call(log.querySelectorAll(".msg:not(.pending)")).forEach(function (m) {
+      m.parentNode.removeChild(m);
+    });
+    dropAccepted(Infinity);
+    next = 0;
+    convo = null;
+    closedShown = false;
+    remember.checked = false;   // a new token is a session cookie
+    if (shown) { showNotice(TEXT.renewed); }
+  }
+
+  // Told to wait (429): the message stays, marked not sent yet, and goes out after the wait.
+  function busyWait(item, r) {
+    var seconds = parseInt(r.headers.get("Retry-After") || "", 10);
+    if (!(seconds > 0)) { seconds = 30; }
+    seconds = Math.min(seconds, 3600);
+    busyUntil = Date.now() + seconds * 1000;
+    setMeta(item, TEXT.notSent);
+    var wait = seconds < 60 ? seconds + " seconden"
+      : (Math.ceil(seconds / 60) === 1 ? "1 minuut" : Math.ceil(seconds / 60) + " minuten");
+    say("busy", TEXT.busy.replace("{wait}", wait));
+    clearTimeout(sendTimer);
+    sendTimer = setTimeout(function () { busyUntil = 0; flush(false); }, seconds * 1000 + 250);
+  }
+
   // Sending -----------------------------------------------------------------------------------
 
   function newId() {
@@ -318,7 +383,8 @@
   // Own messages go out one at a time, in order. A failure waits a little longer each time
   // (at most a few seconds); a poll that works again sends at once.
   function flush(now) {
-    if (sending || stopped) { return; }
+    if (sending || stopped || renewing) { return; }
+    if (busyUntil > Date.now()) { return; }   // the timer sends when the wait is over
     var item = null;
     for (var i = 0; i < queue.length; i++) { if (!queue[i].accepted) { item = queue[i]; break; } }
     if (!item) { return; }
@@ -333,6 +399,7 @@
       sending = false;
       if (r.ok) {
         sendFailures = 0;
+        clearStatus("busy");
         item.accepted = true;
         item.gen = pollGen;
         lastAcceptedAt = Date.now();
@@ -345,8 +412,9 @@
           flush(true);
         });
       }
-      if (r.status === 401) { expire(); return; }
-      if (r.status >= 400 && r.status < 500 && r.status !== 408 && r.status !== 429) {
+      if (r.status === 401) { setMeta(item, TEXT.notSent); renew(); return; }
+      if (r.status === 429) { busyWait(item, r); return; }
+      if (r.status >= 400 && r.status < 500 && r.status !== 408) {
         // The server will never take this one: say so, keep it visible, go on with the next.
         item.el.classList.remove("pending");
         item.el.classList.add("refused");
@@ -409,7 +477,7 @@
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ remember: wanted })
     }).then(function (r) {
-      if (r.status === 401) { remember.checked = !wanted; expire(); return; }
+      if (r.status === 401) { remember.checked = !wanted; renew(); return; }
       if (!r.ok) { throw new Error("status " + r.status); }
       clearStatus("remember");
     }).catch(function () {
