@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import random
+import itertools
+import secrets
 import unicodedata
 import uuid
 from collections.abc import Iterator
@@ -120,6 +121,11 @@ def odd_client(odd_services: Services) -> Iterator[TestClient]:
         yield client
 
 
+# Fresh numbers, chat and update ids (not `random`: hypothesis seeds it alike for every example,
+# and a real Redis shared between test runs remembers update ids).
+_NUMBERS = itertools.count(secrets.randbelow(2**40) * 1000)
+
+
 class Channels:
     """Sends one message as a new parent on a channel, the way that channel's provider does."""
 
@@ -137,7 +143,7 @@ class Channels:
 
     def twilio(self, text: str, *, whatsapp: bool = False, sid: str | None = None,
                **extra: str) -> Any:
-        number = "+316" + "".join(random.choices("0123456789", k=8))
+        number = f"+316{next(_NUMBERS) % 10**8:08d}"
         prefix = "whatsapp:" if whatsapp else ""
         form = {"AccountSid": ACCOUNT_SID, "MessageSid": sid or new_sid(), "From": prefix + number,
                 "To": prefix + (WHATSAPP_FROM if whatsapp else SMS_FROM), "Body": text,
@@ -146,8 +152,8 @@ class Channels:
             "X-Twilio-Signature": sign(PUBLIC_BASE_URL + MESSAGING, form)})
 
     def telegram(self, text: str, *, raw: bytes | None = None) -> Any:
-        chat = random.randrange(1_000_000_000, 9_999_999_999)
-        update = {"update_id": random.randrange(1, 2**40), "message": {
+        chat = 1_000_000_000 + next(_NUMBERS) % 9_000_000_000
+        update = {"update_id": next(_NUMBERS), "message": {
             "message_id": 1, "date": 1_700_000_000, "text": text,
             "chat": {"id": chat, "type": "private", "first_name": "Ouder"},
             "from": {"id": chat, "is_bot": False, "first_name": "Ouder"}}}
