@@ -43,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from bot.channels.base import InboundMessage, MediaKind
+from bot.channels.base import InboundMessage, MediaKind, clean_provider_id
 from bot.channels.twilio import verified_form
 from bot.errors import DataError, OudertelefoonError
 from bot.config import Settings
@@ -75,6 +75,7 @@ from stats import facts
 logger = logging.getLogger(__name__)
 
 VOICE_PATH = "/webhooks/twilio/voice"
+MAX_CALL_SID = 64  # conversations.call_sid
 GATHER_PATH = VOICE_PATH + "/gather"
 CHOICE_PATH = VOICE_PATH + "/choice"
 WHISPER_PATH = VOICE_PATH + "/whisper"
@@ -161,6 +162,9 @@ def call_of(form: ImmutableMultiDict[str, str], vault: Any) -> Call:
     sid = form.get("CallSid", "").strip()
     if not sid:
         raise HTTPException(status_code=400, detail="CallSid is required")
+    # Twilio's CallSids are 34 characters: longer, or with a NUL (which PostgreSQL cannot even
+    # compare), is not Twilio's: 400 (InvalidInput), before anything is looked up or stored.
+    sid = clean_provider_id(sid, "CallSid", limit=MAX_CALL_SID)
     number = form.get("From", "").strip()
     known = bool(_E164.match(number))
     # A hidden number ("anonymous", "+266696687"): a pseudonym per call, nothing to call back.
@@ -979,6 +983,7 @@ def build_router(get_services: Any) -> APIRouter:
         sid = form.get("CallSid", "").strip()
         status = form.get("CallStatus", "").strip().lower()
         if sid and status in FINAL_CALL_STATUSES:
+            sid = clean_provider_id(sid, "CallSid", limit=MAX_CALL_SID)
             seconds = _int(form.get("CallDuration"), -1)
             await run_in_threadpool(lambda: Line(services).call_ended(
                 sid, status, seconds if seconds >= 0 else None))

@@ -234,10 +234,13 @@ def fuzz_twilio_voice(run: Run, examples: int) -> None:
     @given(path=VOICE_PATHS, fields=st.dictionaries(TWILIO_FIELDS, FORM_TEXT, max_size=6),
            sid=SID.map(lambda s: "CA" + s[2:] if s.startswith("SM") else s), caller=NUMBER,
            query=st.dictionaries(QUERY_KEYS, FORM_TEXT.map(lambda t: t[:300]), max_size=3),
-           signed=st.sampled_from([True, True, True, False]), rnd=st.randoms())
+           signed=st.sampled_from([True, True, True, False]), rnd=st.randoms(),
+           status=st.sampled_from(["", "", "completed", "no-answer", "in-progress"]))
     def check(path: str, fields: dict[str, str], sid: str, caller: str, query: dict[str, str],
-              signed: bool, rnd: Any) -> None:
+              signed: bool, rnd: Any, status: str) -> None:
         form = {"CallSid": sid, "From": caller, **fields, "AccountSid": ACCOUNT_SID}
+        if status:
+            form["CallStatus"] = status
         _twilio_post(run, "twilio-voice", path, form, signed, urlencode(query), rnd=rnd)
 
     check()

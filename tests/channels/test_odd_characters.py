@@ -236,3 +236,26 @@ def test_bodies_that_are_not_json_get_a_clear_error(odd_client: TestClient,
     # And nothing got in the way of the next parent.
     assert channels.web("ik kan de huur niet betalen").status_code == 202
     assert answered(odd_services, "ik kan de huur niet betalen", Channel.web)
+
+
+def test_the_phone_line_takes_odd_words_and_refuses_odd_call_sids(odd_client: TestClient,
+                                                                 odd_services: Services) -> None:
+    def post(path: str, form: dict[str, str]) -> Any:
+        form = {"AccountSid": ACCOUNT_SID, "From": "+31612345678", "To": SMS_FROM, **form}
+        return odd_client.post(path, data=form, headers={
+            "X-Twilio-Signature": sign(PUBLIC_BASE_URL + path, form)})
+
+    call = "CA" + secrets.token_hex(16)
+    assert post("/webhooks/twilio/voice", {"CallSid": call}).status_code == 200
+    said = post("/webhooks/twilio/voice/gather?attempt=1&lang=nl",
+                {"CallSid": call, "SpeechResult": "mijn baby\x00 huilt de hele nacht",
+                 "Confidence": "0.9"})
+    assert said.status_code == 200, said.text
+    with odd_services.factory() as session:
+        assert session.scalar(select(Message.id).where(
+            Message.channel == Channel.phone, Message.text == "mijn baby huilt de hele nacht"))
+    # A CallSid Twilio would never send: a clear 400, also where it is only looked up.
+    for sid in ("CA\x00" + "a" * 32, "CA" + "a" * 100):
+        assert post("/webhooks/twilio/voice", {"CallSid": sid}).status_code == 400
+        assert post("/webhooks/twilio/voice/status",
+                    {"CallSid": sid, "CallStatus": "completed"}).status_code == 400
