@@ -45,7 +45,6 @@ WINDOW = 16
 MAX_HELD = 8  # texts remembered per context (a long-lived poll loop does not accumulate)
 
 _held: ContextVar[tuple[tuple[str, ...], ...]] = ContextVar("ot_held_texts", default=())
-_installed_factory: Callable[..., logging.LogRecord] | None = None
 _previous_factory: Callable[..., logging.LogRecord] | None = None
 
 # Modules whose exceptions quote the data they were given (rows, parameters, input).
@@ -74,11 +73,6 @@ def hold(text: str) -> None:
     found = needles(text)
     if found:
         _held.set((*_held.get()[-(MAX_HELD - 1):], found))
-
-
-def release() -> None:
-    """Forget the texts held in this context (a loop that handles one message after another)."""
-    _held.set(())
 
 
 @contextmanager
@@ -256,12 +250,11 @@ def install() -> None:
     """Clean every log record and every uncaught exception of this process (idempotent).
     Called by every entry: `oudertelefoon` (serve, worker, telegram poll, every command) and
     create_app (an app served by another runner)."""
-    global _installed_factory, _previous_factory
+    global _previous_factory
     current = logging.getLogRecordFactory()
     if current is not _factory:
         _previous_factory = current
         logging.setLogRecordFactory(_factory)
-        _installed_factory = _factory
     sys.excepthook = _excepthook
     threading.excepthook = _thread_excepthook
 
