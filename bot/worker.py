@@ -249,9 +249,9 @@ class Worker:
                     last_error=None, attempts=table.c.attempts + 1, address_encrypted=None,
                     sent_at=self.clock())
         )
-        with self.factory() as session, session.begin():
-            session.connection().execute(statement, [{"row_id": row_id, "provider_id": provider_id}
-                                                     for row_id, provider_id in rows])
+        with self.factory.kw["bind"].begin() as connection:
+            connection.execute(statement, [{"row_id": row_id, "provider_id": provider_id}
+                                           for row_id, provider_id in rows])
 
     def _outside_whatsapp_window(self, conversation_id: str) -> bool:
         with self.factory() as session:
