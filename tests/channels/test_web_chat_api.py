@@ -127,22 +127,23 @@ def test_crash_between_storing_and_replying_loses_nothing(
     with TestClient(create_app(settings, crashing), raise_server_exceptions=False) as crash_client:
         crash_client.get("/chat")
         cookie = crash_client.cookies.get("ot_chat")
-        response = crash_client.post("/chat/api/messages", json={"text": "mijn baby huilt de hele dag", "client_id": crash_id})
+        response = crash_client.post("/chat/api/messages", json={"text": "mijn baby huilt de hele dag en ik trek het niet meer", "client_id": crash_id})
         assert response.status_code == 500
     run_async(crashing.close)
     with services.factory() as session:
         stored = session.scalars(select(Message)).one()
-        assert stored.text == "mijn baby huilt de hele dag" and stored.handled_at is None
+        assert stored.text == "mijn baby huilt de hele dag en ik trek het niet meer" and stored.handled_at is None
     # After the restart the worker's recovery answers it, once.
     assert services.pipeline.recover(older_than=timedelta(0)) == 1
     assert services.pipeline.recover(older_than=timedelta(0)) == 0
     with services.factory() as session:
         answered = session.scalar(select(func.count()).select_from(Outbox))
-    # Welcome + the answer (which opens with a word of acknowledgement for the strain it shows).
+    # Welcome + the answer, which opens with a word of acknowledgement: "ik trek het niet meer" is
+    # strain by a rule (data/risk/rules.yml), whatever the classifier says.
     assert answered == 3
     # The browser retries the same message: stored once, answered once.
     client.cookies.set("ot_chat", cookie)
-    assert say(client, "mijn baby huilt de hele dag", client_id=crash_id)["duplicate"] is True
+    assert say(client, "mijn baby huilt de hele dag en ik trek het niet meer", client_id=crash_id)["duplicate"] is True
     with services.factory() as session:
         assert session.scalar(select(func.count()).select_from(Message).where(Message.author == "parent")) == 1
         assert session.scalar(select(func.count()).select_from(Outbox)) == answered  # not a second time
