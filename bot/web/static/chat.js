@@ -284,15 +284,7 @@
   // This message deleted the conversation ("stop en wis", or "ja" to the question): everything on
   // screen goes, and the server's last words are shown.
   function wiped(notes) {
-    staleBefore = pollGen + 1;
-    Array.prototype.slice.call(log.querySelectorAll(".msg:not(.pending)")).forEach(function (m) {
-      m.parentNode.removeChild(m);
-    });
-    dropAccepted(Infinity);
-    next = 0;
-    convo = null;
-    closedShown = false;
-    remember.checked = false;   // the server made the cookie a session cookie again
+    clearConversation();   // the server made the cookie a session cookie again
     var value = (notes && notes.length) ? notes.join("\n") : TEXT.deleted;
     showNotice(value);
     clearStatus("sent");
@@ -335,8 +327,14 @@
   }
 
   function restart() {
-    staleBefore = pollGen + 1;
     var shown = log.querySelectorAll(".msg:not(.pending)").length > 0;
+    clearConversation();   // a new token is a session cookie
+    if (shown) { showNotice(TEXT.renewed); }
+  }
+
+  // Everything of the conversation on screen goes; unsent messages stay to go out again.
+  function clearConversation() {
+    staleBefore = pollGen + 1;
     Array.prototype.slice.call(log.querySelectorAll(".msg:not(.pending)")).forEach(function (m) {
       m.parentNode.removeChild(m);
     });
@@ -344,8 +342,7 @@
     next = 0;
     convo = null;
     closedShown = false;
-    remember.checked = false;   // a new token is a session cookie
-    if (shown) { showNotice(TEXT.renewed); }
+    remember.checked = false;
   }
 
   // Told to wait (429): the message stays, marked not sent yet, and goes out after the wait.
