@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -154,6 +155,10 @@ def cmd_nlu_export_corrections(args: argparse.Namespace, settings: Settings) -> 
     return 0
 
 
+def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    raise SystemExit(128 + signum)
+
+
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
@@ -172,6 +177,10 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
         print(f"  channel: {line}")
     print("  replies are delivered " + ("by a separate `oudertelefoon worker`" if args.no_worker
                                          else "by this process"))
+    # uvicorn turns SIGINT and SIGTERM into a graceful shutdown (the app's lifespan stops the
+    # embedded Redis), then raises the signal again with the handler found here. SIGTERM's default
+    # would end the process without `atexit`; as SystemExit, the exit hooks run as on Ctrl-C.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     # An open dashboard keeps an event stream; give streams a few seconds, then stop anyway.
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
                 timeout_graceful_shutdown=5)

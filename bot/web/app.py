@@ -21,7 +21,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
-from bot import __version__, logsafe
+from bot import __version__, catalogue_warning, logsafe
 from bot.channels import web as web_chat
 from bot.channels.base import Sender
 from bot.config import Environment, Settings, load_settings
@@ -33,6 +33,7 @@ from bot.storage import db
 from bot.storage.crypto import AddressVault
 from bot.storage.models import Channel, utcnow
 from bot.storage.redis import connect as connect_redis
+from bot.storage.redis import stop_embedded
 from bot.triage.engine import Triage
 from bot.web import hardening
 from bot.worker import WebSender, Worker
@@ -157,6 +158,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or await run_in_threadpool(build_services, settings)
+        # Production offering nothing (no checked catalogue entry) is said at start, loudly.
+        catalogue_warning.log_at_start(settings, app.state.services.catalogue)
         # The queues' Redis index is rebuilt from SQL at every start: nothing queued is lost
         # when Redis restarted without its data.
         await run_in_threadpool(app.state.services.desk.rebuild)
@@ -175,6 +178,8 @@ def create_app(
         if task is not None:
             await task
         await app.state.services.close()
+        if services is None:  # the embedded redis-server this app started stops with it
+            await run_in_threadpool(stop_embedded, app.state.services.redis)
 
     docs = settings.api_docs_enabled  # /docs, /redoc and /openapi.json: not in production
     app = FastAPI(title="Oudertelefoon", version=__version__, lifespan=lifespan,

@@ -30,6 +30,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from bot import catalogue_warning
 from bot.storage.models import (
     Author,
     Channel,
@@ -276,6 +277,17 @@ def install_template_helpers(templates: Jinja2Templates) -> None:
     env.filters["urgency"] = urgency_headline
     env.filters["badge"] = lambda v: PRIORITY_BADGES.get(v, "")
     env.globals["dashboard_shift"] = _open_shift
+    env.globals["catalogue_warning"] = _catalogue_warning
+
+
+def _catalogue_warning(request: Request) -> str | None:
+    """The banner for coordinators when the bot may offer only checked entries and none is."""
+    try:
+        services = request.app.state.services
+        return catalogue_warning.banner(services.settings, services.catalogue)
+    except Exception as error:  # the banner never breaks a page
+        logger.warning("dashboard: catalogue state unavailable: %s", type(error).__name__)
+        return None
 
 
 def _open_shift(request: Request, person: Person) -> Shift | None:
