@@ -6,6 +6,7 @@ Subcommands (their names and output are contracts):
   serve [--host 127.0.0.1] [--port 8000]
   db upgrade
   worker [--once]                       deliver replies, purge old transcripts
+  worker --check [--max-age 120]        exit 0 only when this host's worker beat recently
   catalogue check
   telegram set-webhook | telegram poll
   users add --role ROLE --username U [--display-name D] [--languages nl,en] [--password-stdin]
@@ -205,9 +206,41 @@ def cmd_catalogue_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_worker_check(args: argparse.Namespace, settings: Settings) -> int:
+    """The worker's healthcheck: its heartbeat in Redis (bot.worker.beat) is recent. Run in the
+    worker's own container: the heartbeat is kept per host name."""
+    import redis
+
+    from bot.storage.redis import connect
+    from bot.worker import heartbeat_age, worker_name
+
+    client = connect(settings)
+    try:
+        age = heartbeat_age(client, settings.redis_prefix)
+    except redis.RedisError as error:
+        print(f"worker check: Redis cannot be reached ({type(error).__name__})", file=sys.stderr)
+        return 1
+    finally:
+        client.close()
+    name = worker_name()
+    if age is None:
+        print(f"worker check: no heartbeat from worker {name} (not started, or not running)",
+              file=sys.stderr)
+        return 1
+    if age > args.max_age:
+        print(f"worker check: the heartbeat of worker {name} is {age:.0f} s old "
+              f"(more than {args.max_age:.0f} s)", file=sys.stderr)
+        return 1
+    print(f"worker check: worker {name} beat {age:.1f} s ago")
+    return 0
+
+
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
     import signal
+
+    if args.check:
+        return cmd_worker_check(args, settings)
 
     from bot.web.app import build_services, purge_now
 
@@ -546,6 +579,10 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="deliver replies, recover unhandled messages, purge old transcripts")
     worker.add_argument("--once", action="store_true", help="one round and exit")
     worker.add_argument("--interval", type=float, default=3600.0, help="seconds between purges")
+    worker.add_argument("--check", action="store_true",
+                        help="healthcheck: exit 0 only when this host's worker beat recently")
+    worker.add_argument("--max-age", type=float, default=120.0,
+                        help="seconds a heartbeat stays fresh for --check (default 120)")
     worker.set_defaults(func=cmd_worker)
 
     catalogue = sub.add_parser("catalogue", help="the help catalogue").add_subparsers(

@@ -77,6 +77,25 @@ def secret_problem(value: str) -> str | None:
     return None
 
 
+# Hosts that only this machine (or this container) reaches: never the address of a live line.
+_LOCAL_HOSTS = ("localhost", "localhost.localdomain", "0.0.0.0", "::", "::1", "[::1]", "[::]")
+
+
+def public_base_url_problem(url: str) -> str | None:
+    """Why `url` cannot be a live line's PUBLIC_BASE_URL, or None. Twilio signs the https address
+    it posts to, Telegram only posts to https, and cookies are Secure only over https: an http or
+    local address (the development default) would fail every webhook and weaken every login."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme != "https" or not host:
+        return "must be the line's public https:// address (e.g. https://hulp.voorbeeld.nl)"
+    if host in _LOCAL_HOSTS or host.endswith(".localhost") or re.fullmatch(r"127(\.\d{1,3}){3}", host):
+        return "must be the line's public https:// address, not a local one"
+    return None
+
+
 class Environment(str, enum.Enum):
     development = "development"
     test = "test"
@@ -110,6 +129,10 @@ class Settings(BaseSettings):
     nlu_backend: NLUBackendName = Field(default=NLUBackendName.embedded, alias="NLU_BACKEND")
     rasa_url: str = Field(default="http://127.0.0.1:5005", alias="RASA_URL")
     rasa_timeout: float = Field(default=2.0, gt=0, le=60, alias="RASA_TIMEOUT")
+    # The token a Rasa server started with `--auth-token` wants (sent as `?token=`); in production
+    # with NLU_BACKEND=rasa it is required and must be random, as the server's train and model
+    # endpoints are open to anyone who can reach it without one.
+    rasa_token: SecretStr | None = Field(default=None, alias="RASA_TOKEN")
     secret_key: SecretStr | None = Field(default=None, alias="SECRET_KEY")
     retention_days: int = Field(default=30, ge=1, le=3650, alias="RETENTION_DAYS")
     theme_threshold: float = Field(default=0.15, ge=0, le=1, alias="THEME_CONFIDENCE_THRESHOLD")
@@ -178,7 +201,8 @@ class Settings(BaseSettings):
                                           alias="WEB_CHAT_NEW_CHATS_PER_ADDRESS")
 
     @field_validator(
-        "database_url", "redis_url", "secret_key", "telegram_bot_token", "telegram_webhook_secret",
+        "database_url", "redis_url", "secret_key", "rasa_token", "telegram_bot_token",
+        "telegram_webhook_secret",
         "twilio_account_sid", "twilio_auth_token", "twilio_sms_from", "twilio_whatsapp_from",
         "twilio_whatsapp_template_sid", "voice_hold_music_url", "on_call_phone", mode="before",
     )
@@ -265,8 +289,9 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _check_secrets(self) -> "Settings":
-        """Production refuses weak secrets: one error naming every weak variable, never a value.
-        Development and tests keep their defaults (a generated SECRET_KEY under var/)."""
+        """Production refuses weak secrets and a PUBLIC_BASE_URL that is not a public https
+        address: one error naming every such variable, never a secret's value. Development and
+        tests keep their defaults (a generated SECRET_KEY under var/, http://127.0.0.1:8000)."""
         if self.env is not Environment.production:
             return self
         if self.secret_key is None:
@@ -276,6 +301,12 @@ class Settings(BaseSettings):
         checks = [("SECRET_KEY", self.secret_key)]
         if self.telegram_webhook_secret is not None:
             checks.append(("TELEGRAM_WEBHOOK_SECRET", self.telegram_webhook_secret))
+        if self.nlu_backend is NLUBackendName.rasa:
+            if self.rasa_token is None:
+                problems.append("RASA_TOKEN is required with NLU_BACKEND=rasa (the Rasa server's "
+                                "--auth-token)")
+            else:
+                checks.append(("RASA_TOKEN", self.rasa_token))
         for variable, secret in checks:
             raw = secret.get_secret_value()
             problem = secret_problem(raw)
@@ -289,9 +320,15 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[0-9a-fA-F]{32}", raw) or secret_problem(raw) is not None:
                 problems.append("TWILIO_AUTH_TOKEN is not a Twilio auth token (32 hex characters "
                                 "from the Twilio console)")
+        weak_secret = bool(problems)  # every problem so far is about a secret
+        if "public_base_url" not in self.model_fields_set:
+            problems.append("PUBLIC_BASE_URL is required (the line's public https:// address, "
+                            "e.g. https://hulp.voorbeeld.nl)")
+        elif (public_problem := public_base_url_problem(self.public_base_url)) is not None:
+            problems.append(f"PUBLIC_BASE_URL {public_problem}")
         if problems:
-            raise ValueError("; ".join(problems) + " in production. Make a random secret with "
-                             f"{MAKE_SECRET}")
+            raise ValueError("; ".join(problems) + " in production (OUDERTELEFOON_ENV=production)."
+                             + (f" Make a random secret with {MAKE_SECRET}" if weak_secret else ""))
         return self
 
     @model_validator(mode="after")

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
+import time
 from collections import defaultdict
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -48,8 +50,41 @@ BATCH = 4 * IN_FLIGHT
 WHATSAPP_WINDOW = timedelta(hours=24)
 
 
+# The heartbeat: each round the worker writes the time into Redis under its own name (the host
+# name: in a container, the container's id), and `oudertelefoon worker --check`, run in the same
+# container as its healthcheck, reads it back. A worker stuck in a round, or one whose rounds keep
+# failing (database away), stops beating and shows as unhealthy.
+HEARTBEAT_MAX_AGE = 120.0  # seconds; a round with a long backlog still beats after every batch
+HEARTBEAT_TTL = 3600  # seconds; a scaled-down worker's key goes away by itself
+
+
 def wake_key(prefix: str) -> str:
     return redis_key(prefix, "outbox", "wake")
+
+
+def worker_name() -> str:
+    """This worker's name in its heartbeat key: the host name (a container's id in compose)."""
+    return socket.gethostname() or "worker"
+
+
+def heartbeat_key(prefix: str, name: str) -> str:
+    return redis_key(prefix, "worker", "heartbeat", name)
+
+
+def heartbeat_age(client: redis.Redis, prefix: str, name: str | None = None,
+                  now: float | None = None) -> float | None:
+    """Seconds since worker `name` (default: this host's) last beat, or None when it never did
+    (or its key expired). Raises redis.RedisError when Redis cannot be asked."""
+    raw = client.get(heartbeat_key(prefix, name or worker_name()))
+    if raw is None:
+        return None
+    try:
+        beat = float(raw.decode("ascii") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, ValueError):
+        return None
+    if beat != beat or beat in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, (time.time() if now is None else now) - beat)
 
 
 def wake(client: redis.Redis | None, prefix: str | None = None) -> None:
@@ -100,12 +135,14 @@ class Worker:
         clock: Callable[[], datetime] = utcnow,
         whatsapp_template: bool = False,
         prefix: str | None = None,
+        name: str | None = None,
     ) -> None:
         self.factory = factory
         self.vault = vault
         self.senders = senders
         self.redis = redis_client
         self.prefix = prefix or prefix_of(redis_client)
+        self.name = name or worker_name()
         self.clock = clock
         self.whatsapp_template = whatsapp_template
         self._postgres = factory.kw["bind"].dialect.name == "postgresql"
@@ -314,8 +351,9 @@ class Worker:
             try:
                 if recover is not None:
                     await asyncio.to_thread(recover)
+                await asyncio.to_thread(self.beat)
                 while await self.run_once():
-                    pass
+                    await asyncio.to_thread(self.beat)
                 if on_call is not None and loop.time() - last_on_call >= on_call_seconds:
                     last_on_call = loop.time()
                     await asyncio.to_thread(on_call)
@@ -325,6 +363,7 @@ class Worker:
                 if housekeeping is not None and loop.time() - last_housekeeping >= housekeeping_seconds:
                     last_housekeeping = loop.time()
                     await asyncio.to_thread(housekeeping)
+                await asyncio.to_thread(self.beat)
             except Exception as error:  # keep delivering; the next round retries
                 logger.error("worker round failed (%s)", type(error).__name__)
             try:
@@ -332,6 +371,17 @@ class Worker:
             except Exception as error:
                 logger.error("worker wait failed (%s)", type(error).__name__)
                 await asyncio.sleep(poll_seconds)
+
+    def beat(self) -> None:
+        """Write the heartbeat (see HEARTBEAT_MAX_AGE). Without Redis there is nothing to write:
+        the missing heartbeat is then the signal."""
+        if self.redis is None:
+            return
+        try:
+            self.redis.set(heartbeat_key(self.prefix, self.name), f"{time.time():.3f}",
+                           ex=HEARTBEAT_TTL)
+        except redis.RedisError:
+            logger.debug("redis unavailable: no heartbeat this round")
 
     async def _wait(self, stop: asyncio.Event, seconds: float, key: str) -> None:
         if self.redis is not None:

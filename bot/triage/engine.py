@@ -113,7 +113,9 @@ class Triage:
         embedded = EmbeddedBackend(model)
         backend: NLUBackend | FallbackBackend = embedded
         if settings.nlu_backend is NLUBackendName.rasa:
-            backend = FallbackBackend(RasaBackend(settings.rasa_url, settings.rasa_timeout), embedded)
+            token = settings.rasa_token.get_secret_value() if settings.rasa_token else None
+            backend = FallbackBackend(
+                RasaBackend(settings.rasa_url, settings.rasa_timeout, token=token), embedded)
         return cls(
             backend=backend,
             risk=RiskDetector(

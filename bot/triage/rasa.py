@@ -2,12 +2,19 @@
 
 Nothing else in the project knows Rasa exists. When the server is down, slow or answers
 nonsense, triage falls back to the embedded backend and says so once in the log (and once more
-when Rasa is back), so a parent never waits on a broken server.
+when Rasa is back), so a parent never waits on a broken server. Every message asks Rasa first, so
+a server that is still training when the app starts (docker compose starts both at once) is used
+from its first answer on, without a restart.
+
+A server started with `--auth-token` (RASA_TOKEN) wants the token as `?token=` on every request:
+Rasa 3.6 reads it from the query string only. httpx logs each request's URL at INFO, so its log
+records have the token replaced before any handler sees them.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from typing import Any, Protocol
 
@@ -43,18 +50,42 @@ def _validate(body: Any) -> dict[str, Any]:
     return body
 
 
+_TOKEN_IN_QUERY = re.compile(r"([?&]token=)[^&\s\"']*")
+
+
+class _HideToken(logging.Filter):
+    """Replaces the value of a `token=` query parameter in httpx's request log lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "token=" in message:
+            record.msg, record.args = _TOKEN_IN_QUERY.sub(r"\1<hidden>", message), ()
+        return True
+
+
+def _protect_logs() -> None:
+    httpx_logger = logging.getLogger("httpx")
+    if not any(isinstance(f, _HideToken) for f in httpx_logger.filters):
+        httpx_logger.addFilter(_HideToken())
+
+
 class RasaBackend:
-    """HTTP client for a Rasa server, with a bounded timeout."""
+    """HTTP client for a Rasa server, with a bounded timeout and the server's auth token."""
 
     name = "rasa"
 
-    def __init__(self, url: str, timeout: float, client: httpx.Client | None = None) -> None:
+    def __init__(self, url: str, timeout: float, client: httpx.Client | None = None,
+                 token: str | None = None) -> None:
         self.url = url.rstrip("/")
+        self._params = {"token": token} if token else {}
+        if token:
+            _protect_logs()
         self._client = client or httpx.Client(timeout=httpx.Timeout(timeout), trust_env=False)
 
     def parse(self, text: str) -> dict[str, Any]:
         try:
-            response = self._client.post(f"{self.url}/model/parse", json={"text": text})
+            response = self._client.post(f"{self.url}/model/parse", json={"text": text},
+                                         params=self._params)
             response.raise_for_status()
             return _validate(response.json())
         except httpx.HTTPError as error:

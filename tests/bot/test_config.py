@@ -67,6 +67,7 @@ def test_production_requires_a_real_secret(monkeypatch: pytest.MonkeyPatch) -> N
         load_settings()
     good = "Jq3vN0x_Wm7sTz2LbY8cRk5dHf1gPa4eUo6iVn9wXlE"  # secrets.token_urlsafe(32)
     monkeypatch.setenv("SECRET_KEY", good)
+    monkeypatch.setenv("PUBLIC_BASE_URL", "https://hulp.oudertelefoon.nl")  # also required
     settings = load_settings()
     assert settings.secret == good.encode()
     assert settings.include_unverified_catalogue is False

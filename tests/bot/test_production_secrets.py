@@ -15,19 +15,21 @@ from bot.errors import ConfigError
 
 GOOD_KEY = secrets.token_urlsafe(32)
 TWILIO_SID = "AC" + "0" * 32
+PUBLIC = "https://hulp.oudertelefoon.nl"
 
 
 @pytest.fixture(autouse=True)
 def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     for name in ("SECRET_KEY", "OUDERTELEFOON_ENV", "TELEGRAM_BOT_TOKEN", "TELEGRAM_WEBHOOK_SECRET",
-                 "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "ON_CALL_PHONE"):
+                 "TWILIO_ACCOUNT_SID", "TWILIO_AUTH_TOKEN", "TWILIO_SMS_FROM", "ON_CALL_PHONE",
+                 "PUBLIC_BASE_URL", "NLU_BACKEND", "RASA_TOKEN"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env file
 
 
 def production(tmp_path: Path, **env: str) -> object:
     return load_settings(OUDERTELEFOON_ENV="production", OUDERTELEFOON_VAR_DIR=tmp_path / "var",
-                         **{"SECRET_KEY": GOOD_KEY, **env})
+                         **{"SECRET_KEY": GOOD_KEY, "PUBLIC_BASE_URL": PUBLIC, **env})
 
 
 WEAK = [

@@ -226,7 +226,8 @@ def test_deactivated_demo_user_stays_off(settings: Settings,
 def test_no_demo_users_in_production_or_when_switched_off(
         settings: Settings, factory: sessionmaker[Session]) -> None:
     production = demo_settings(settings, OUDERTELEFOON_ENV="production",
-                               SECRET_KEY="Jq3vN0x_Wm7sTz2LbY8cRk5dHf1gPa4eUo6iVn9wXlE", DEMO_USERS="true")
+                               SECRET_KEY="Jq3vN0x_Wm7sTz2LbY8cRk5dHf1gPa4eUo6iVn9wXlE", DEMO_USERS="true",
+                               PUBLIC_BASE_URL="https://hulp.oudertelefoon.nl")
     assert not production.demo_users_enabled
     assert ensure_demo_users(production, factory) == []
     off = demo_settings(settings, DEMO_USERS="false")
