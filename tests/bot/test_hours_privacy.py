@@ -35,7 +35,7 @@ def test_mask_removes_contact_details_and_numbers() -> None:
 
 def test_mask_replaces_names_after_an_introduction_or_a_family_word() -> None:
     cases = {
-        "Ik ben Fatima en mijn zoon Daan is 3": "Ik ben [naam] en mijn zoon [naam] is 3",
+        "Ik ben Fatima en mijn zoon Daan is 3": "Ik ben [naam] en mijn zoon [naam] is [leeftijd]",
         "ik heet Anna de Vries, bel 0612345678": "ik heet [naam], bel [telefoon]",
         "Mijn naam is Sarah. Ik ben moe": "Mijn naam is [naam]. Ik ben moe",
         "my name is John Smith": "my name is [naam]",
