@@ -8,7 +8,17 @@ Python fallback on SQLite (the embedded, small deployment).
 Small cells: a count below SMALL is shown as "<5" (`suppress`) and exported as empty (`to_csv`);
 a share, median or p90 computed from fewer than SMALL contacts is not computed at all (None).
 Table cells: int = a count (suppressed when small), float = a measure (minutes, percent),
-None = not shown, str = a label.
+Range = a row total around hidden cells (see `row_total`), None = not shown, str = a label.
+
+Row totals (`row_total`): a row without hidden cells has its exact total. A row with hidden cells
+(each one of 1..SMALL-1) gets its total as the range those cells allow: with the shown cells
+summing to S and k hidden cells, "S+k–S+k(SMALL-1)". That range is exactly what a reader can
+already work out from the row, so the total gives no hidden cell away by subtraction, however
+many cells are hidden and whatever their values, while a day of 80 contacts with one small
+channel still reads "77–80" instead of nothing. (An exact total would need a second, large cell
+hidden as well; the page's channel filter shows that cell on its own, so it would protect nothing.)
+
+Periods: "the last n days" are n whole local calendar days, today included (`Filters.last_days`).
 """
 
 from __future__ import annotations
@@ -81,11 +91,14 @@ class Filters:
     queue: QueueName | None = None
 
     @classmethod
-    def last_days(cls, days: int, now: datetime, **kw: Any) -> Filters:
-        """The last `days` days up to `now` (whole hours: facts are kept to the hour)."""
+    def last_days(cls, days: int, now: datetime, zone: ZoneInfo | None = None, **kw: Any) -> Filters:
+        """The last `days` local calendar days, today (up to `now`) included: exactly `days` days,
+        from local midnight `days - 1` days ago up to tomorrow's local midnight. Without `zone`
+        the days are UTC days."""
+        zone = zone or ZoneInfo("UTC")
         now = aware(now) or datetime.now(timezone.utc)
-        end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
-        return cls(start=end - timedelta(days=days), end=end, **kw)
+        today = now.astimezone(zone).date()
+        return cls.between(today - timedelta(days=max(days, 1) - 1), today, zone, **kw)
 
     @classmethod
     def between(cls, first: date, last: date, zone: ZoneInfo, **kw: Any) -> Filters:
@@ -93,6 +106,17 @@ class Filters:
         start = datetime.combine(first, datetime.min.time(), zone).astimezone(timezone.utc)
         end = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone).astimezone(timezone.utc)
         return cls(start=start, end=end, **kw)
+
+
+@dataclass(frozen=True)
+class Range:
+    """A total known to lie between `low` and `high` (inclusive): shown as "low–high"."""
+
+    low: int
+    high: int
+
+    def __str__(self) -> str:
+        return f"{self.low}\u2013{self.high}"
 
 
 @dataclass(frozen=True)
@@ -114,11 +138,20 @@ def suppress(value: int) -> str | int:
     return value
 
 
-def protected_total(values: Sequence[int]) -> int | None:
-    """A row's total, unless it would give a hidden cell away: with exactly one count below SMALL
-    in the row, total minus the shown cells is that count, so the total is not shown (None)."""
-    hidden = sum(1 for v in values if 0 < v < SMALL)
-    return None if hidden == 1 else sum(values)
+def row_total(values: Sequence[int]) -> int | Range:
+    """A row's total that gives no hidden cell away (see the module's doc string).
+
+    No hidden cell: the exact total. k hidden cells (each 1..SMALL-1) next to shown cells summing
+    to `shown`: the range shown+k .. shown+k*(SMALL-1), which is all the row already tells. One
+    hidden cell and nothing else: the range is 1..SMALL-1, an ordinary small count (int)."""
+    hidden = [v for v in values if 0 < v < SMALL]
+    if not hidden:
+        return sum(values)
+    shown = sum(v for v in values if not 0 < v < SMALL)
+    low, high = shown + len(hidden), shown + len(hidden) * (SMALL - 1)
+    if high < SMALL:  # only small cells: the total is small too and shown as "<5"
+        return sum(values)
+    return Range(low, high)
 
 
 def to_csv(table: Table) -> str:
@@ -135,6 +168,8 @@ def to_csv(table: Table) -> str:
                 cells.append("" if 0 < value < SMALL else value)  # type: ignore[operator]
             elif isinstance(value, float):
                 cells.append(f"{value:.1f}")
+            elif isinstance(value, Range):
+                cells.append(str(value))
             else:
                 cells.append(value)
         writer.writerow(cells)
@@ -249,7 +284,7 @@ def _contacts_per_day(per_hour: Iterable[tuple[datetime, Channel, int]], days: l
     rows: list[list[object]] = []
     for day in days:
         values = [counts.get((day, c), 0) for c in channels]
-        rows.append([day.isoformat(), *values, protected_total(values)])
+        rows.append([day.isoformat(), *values, row_total(values)])
     return Table("contacts_per_day", TITLES["contacts_per_day"],
                  ["Dag", *[CHANNEL_LABELS[c] for c in channels], "Totaal"], rows)
 
@@ -283,7 +318,7 @@ def _on_shift(session: Session, filters: Filters, zone: ZoneInfo, now: datetime)
     # How often each hour of the week occurs in the period, to average over.
     occurs = [[0] * 24 for _ in range(7)]
     hour = filters.start.replace(minute=0, second=0, microsecond=0)
-    while hour < filters.end:
+    while hour < end:  # hours still to come (the rest of today) are not averaged over
         local = _local(hour, zone)
         occurs[local.weekday()][local.hour] += 1
         hour += timedelta(hours=1)
@@ -309,7 +344,7 @@ def _themes_per_week(session: Session, filters: Filters, weeks: list[date], zone
     rows: list[list[object]] = []
     for theme in themes:
         values = [counts.get((theme, w), 0) for w in weeks]
-        rows.append([theme_label(theme), *values, protected_total(values)])
+        rows.append([theme_label(theme), *values, row_total(values)])
     return Table("themes_per_week", TITLES["themes_per_week"],
                  ["Thema", *[week_label(w) for w in weeks], "Totaal"], rows)
 
@@ -494,4 +529,4 @@ def compute(session: Session, filters: Filters, *, zone: ZoneInfo,
     return tables
 
 
-__all__ = ["SMALL", "TITLES", "Filters", "Table", "compute", "suppress", "to_csv"]
+__all__ = ["SMALL", "TITLES", "Filters", "Range", "Table", "compute", "row_total", "suppress", "to_csv"]

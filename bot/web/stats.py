@@ -36,7 +36,9 @@ DESCRIPTIONS: dict[str, str] = {
     "risk": "Staafdiagram: contacten per risiconiveau.",
     "route": "Staafdiagram: contacten per route.",
     "bot_vs_person": "Staafdiagram: contacten die alleen de bot had en contacten die naar een mens gingen.",
-    "waiting_per_queue_week": "Staafdiagram: mediaan en p90 van de wachttijd in minuten, per wachtrij per week.",
+    "waiting_per_queue_week": ("Twee staafdiagrammen, elk met een eigen schaal: boven de mediaan van de "
+                               "wachttijd in minuten, onder de p90 (9 van de 10 wachtten korter), "
+                               "per week, een staaf per wachtrij."),
     "after_hours": "Staafdiagram: contacten binnen en buiten openingstijden.",
     "abandoned": "Staafdiagram: per wachtrij hoeveel ouders weggingen voordat iemand het gesprek oppakte.",
     "outcomes": "Staafdiagram: gesprekken per uitkomst.",
@@ -44,6 +46,20 @@ DESCRIPTIONS: dict[str, str] = {
     "corrections_per_theme": "Staafdiagram: per thema hoe vaak een medewerker de bot corrigeerde.",
 }
 SMALL_NOTE = f"Aantallen onder de {report.SMALL} staan er als \u201c<{report.SMALL}\u201d."
+TOTALS_NOTE = (
+    f"Totaal: staat in een rij een aantal onder de {report.SMALL} (\u201c<{report.SMALL}\u201d), dan "
+    f"staat het totaal er als bereik, bijvoorbeeld \u201c77\u201380\u201d: de zichtbare aantallen "
+    f"opgeteld, plus voor elk verborgen aantal 1 tot {report.SMALL - 1}. Een precies totaal zou "
+    f"min de zichtbare aantallen het verborgen aantal verraden; het bereik zegt niets meer dan de "
+    f"rij zelf. Zonder verborgen aantallen is het totaal precies.")
+#: Footnotes under a section's table.
+NOTES: dict[str, str] = {
+    "contacts_per_day": TOTALS_NOTE,
+    "themes_per_week": TOTALS_NOTE + " Een contact kan meer thema's hebben: tel de thema's niet op "
+                                     "tot een aantal contacten.",
+    "waiting_per_queue_week": ("Mediaan: de helft wachtte korter. P90: 9 van de 10 wachtten korter. "
+                               f"Alleen berekend over ten minste {report.SMALL} opgepakte gesprekken."),
+}
 
 
 class Choice:
@@ -80,13 +96,13 @@ class Choice:
             elif (last - first).days >= report.MAX_DAYS:
                 self.problem = f"Kies een periode van hoogstens {report.MAX_DAYS} dagen."
             if self.problem:
-                self.filters = Filters.last_days(int(DEFAULT_PERIOD), now, **extra)
+                self.filters = Filters.last_days(int(DEFAULT_PERIOD), now, zone, **extra)
             else:
                 self.filters = Filters.between(first, last, zone, **extra)
         else:
-            self.filters = Filters.last_days(int(self.period), now, **extra)
+            self.filters = Filters.last_days(int(self.period), now, zone, **extra)
         if not self.start:
-            self.start = (today - timedelta(days=29)).isoformat()
+            self.start = (today - timedelta(days=int(DEFAULT_PERIOD) - 1)).isoformat()
         if not self.end:
             self.end = today.isoformat()
 
@@ -132,13 +148,17 @@ def build_charts(tables: dict[str, Table]) -> dict[str, str]:
     t = tables["waiting_per_queue_week"]
     queues = list(dict.fromkeys(str(row[0]) for row in t.rows))
     weeks = list(dict.fromkeys(str(row[1]) for row in t.rows))
-    series: list[tuple[str, list[object]]] = []
+    medians: list[tuple[str, list[object]]] = []
+    p90s: list[tuple[str, list[object]]] = []
     for queue in queues:
         rows = {str(row[1]): row for row in t.rows if row[0] == queue}
-        series.append((f"{queue}: mediaan", [rows[w][3] if w in rows else None for w in weeks]))
-        series.append((f"{queue}: p90", [rows[w][4] if w in rows else None for w in weeks]))
-    out[t.key] = charts.grouped_bars(t.title, [w.split(" (")[0] for w in weeks], series, desc(t.key),
-                                     unit=" min")
+        medians.append((queue, [rows[w][3] if w in rows else None for w in weeks]))
+        p90s.append((queue, [rows[w][4] if w in rows else None for w in weeks]))
+    # Median (minutes) and p90 (often hours) on one axis made the medians invisible: two panels.
+    out[t.key] = charts.panels(t.title, [w.split(" (")[0] for w in weeks], [
+        ("median", "Mediaan van de wachttijd (minuten)", medians),
+        ("p90", "P90 van de wachttijd (minuten): 9 van de 10 wachtten korter", p90s),
+    ], desc(t.key), unit=" min")
     t = tables["abandoned"]
     out[t.key] = charts.hbars(t.title, [(str(row[0]), row[1]) for row in t.rows], desc(t.key))
     t = tables["corrections_per_theme"]
@@ -169,7 +189,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         svgs = {key: Markup(svg) for key, svg in build_charts(tables).items()}
         page = _render(templates, request, person, {
             "tables": tables, "charts": svgs, "choice": choice, "periods": PERIODS,
-            "channels": CHANNEL_LABELS, "queues": QUEUE_LABELS, "small": report.SMALL,
+            "channels": CHANNEL_LABELS, "queues": QUEUE_LABELS, "small": report.SMALL, "notes": NOTES,
             "query": choice.query(),
             "channel_label": CHANNEL_LABELS[Channel(choice.channel)] if choice.channel else "",
             "queue_label": QUEUE_LABELS[QueueName(choice.queue)] if choice.queue else "",
