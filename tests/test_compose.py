@@ -311,3 +311,42 @@ def test_production_requires_what_compose_requires(tmp_path: Path,
     message = str(error.value)
     assert "PUBLIC_BASE_URL" in message and "RASA_TOKEN" in message
     assert {"SECRET_KEY", "PUBLIC_BASE_URL", "RASA_TOKEN"} <= REQUIRED
+
+
+# ---- the README's going-live steps match the files ------------------------------------------
+
+
+def _going_live_section() -> str:
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    start = readme.index("## Production: `docker compose up`")
+    return readme[start:readme.index("\n### ", start)]
+
+
+def test_the_readme_commands_exist() -> None:
+    """Every `oudertelefoon ...` command in the steps parses, every service named in a `docker
+    compose exec/stop/start/pull` exists, every webhook path is one the app serves."""
+    import shlex
+
+    from bot.channels.telegram import WEBHOOK_PATH
+    from bot.channels.twilio import MESSAGING_PATH, STATUS_PATH
+    from bot.channels.voice import CALL_STATUS_PATH, VOICE_PATH
+    from bot.cli import build_parser
+
+    section = _going_live_section()
+    services = yaml.safe_load(COMPOSE_FILE.read_text(encoding="utf-8"))["services"]
+    commands = re.findall(r"oudertelefoon ((?:users|catalogue|telegram|handoff|worker|db) [^`\n]*)",
+                          section)
+    assert len(commands) >= 5
+    for command in commands:
+        argv = [part.replace("+316...", "+31612345678") for part in shlex.split(command)]
+        build_parser().parse_args(argv)  # exits (SystemExit) on an unknown command or option
+    for verb, names in re.findall(r"docker compose (exec -T|exec|stop|start|pull) ([a-z ]+)", section):
+        named = names.split()
+        if verb.startswith("exec"):
+            named = named[:1]
+        assert set(named) <= set(services), (verb, named)
+    paths = set(re.findall(r"(/webhooks/[a-z/]+)", section))
+    assert paths == {WEBHOOK_PATH, MESSAGING_PATH, STATUS_PATH, VOICE_PATH, CALL_STATUS_PATH}
+    for required in REQUIRED:
+        assert f"`{required}`" in section
+    assert "--scale app=3 --scale worker=2" in section and "issue 13" in section
