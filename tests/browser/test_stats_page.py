@@ -140,6 +140,7 @@ def test_a_coordinator_reads_the_statistics(
     check_waiting_chart(page, artifacts_dir)
     check_no_label_outside_its_chart(page)
     check_table_of_contents(page)
+    page.locator("#inhoud").screenshot(path=str(artifacts_dir / "01c-table-of-contents.png"))
     assert page.locator("#s-hour_of_week svg").is_visible()
 
     themes = page.locator("#t-themes_per_week")

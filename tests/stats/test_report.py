@@ -304,3 +304,19 @@ def test_period_edges_count_the_right_facts(engine: Engine) -> None:
     assert len(per_day) == 7 and per_day["2026-01-08"][-1] == 5 and per_day["2026-01-14"][-1] == 6
     assert sum(row[-1] for row in tables["contacts_per_day"].rows) == 11  # type: ignore[misc]
 
+
+
+def test_people_on_shift_are_averaged_over_hours_that_have_been(engine: Engine) -> None:
+    """Today's hours still to come are not in the average (30 days, NOW a Wednesday 13:00 local:
+    Wednesday 20:00 has been 4 times, not 5)."""
+    evening = datetime(2026, 1, 7, 19, tzinfo=timezone.utc)  # Wednesday 20:00 local
+    with Session(engine) as session, session.begin():
+        for name in ("sanne", "joost"):
+            user = User(username=name, display_name=name, role=Role.volunteer, password_hash="x", languages=["nl"])
+            session.add(user)
+            session.flush()
+            session.add(Shift(user_id=user.id, queue=QueueName.volunteer, started_at=evening,
+                              ended_at=evening + timedelta(hours=1)))
+    with Session(engine) as session:
+        tables = compute(session, Filters.last_days(30, NOW, ZONE), zone=ZONE, now=NOW)
+    assert rows_by_label(tables["on_shift"])["woensdag"][20] == 0.5  # 2 people / 4 Wednesdays
