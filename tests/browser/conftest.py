@@ -3,7 +3,8 @@
 Playwright's own browser downloads are never used (``playwright install`` is not needed):
 the browser is the system Chromium from Debian's ``chromium`` package, installed by
 ``scripts/install-browser``. Set CHROMIUM_PATH to use another binary. Tests using these
-fixtures are skipped, with the reason, when the binary or the playwright package is missing.
+fixtures never skip: without the binary or the playwright package the run stops before any test
+with the install hint (tests/session_rules.py), and this fixture fails with it as a last resort.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import socket
 import threading
 import time
@@ -26,6 +26,7 @@ import uvicorn
 
 from bot.config import Settings
 from bot.web.app import Services, create_app
+from tests.session_rules import browser_missing, find_chromium
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page
@@ -44,28 +45,14 @@ PHONE_VIEWPORT = {"width": 390, "height": 844}
 LOCALE = "nl-NL"
 
 
-def find_chromium() -> str | None:
-    """CHROMIUM_PATH if set, else chromium / chromium-browser on the PATH."""
-    configured = os.environ.get("CHROMIUM_PATH", "").strip()
-    if configured:
-        return configured if os.access(configured, os.X_OK) else None
-    for name in ("chromium", "chromium-browser"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 @pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
+    missing = browser_missing()
+    if missing is not None:
+        pytest.fail(missing, pytrace=False)
     executable = find_chromium()
-    if executable is None:
-        where = os.environ.get("CHROMIUM_PATH") or "chromium / chromium-browser on the PATH"
-        pytest.skip(f"no Chromium binary ({where}); run scripts/install-browser")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("the playwright package is not installed (pip install playwright)")
+    assert executable is not None
+    from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(
