@@ -1,6 +1,6 @@
 """Dashboard users: adding, (de)activating, and the demo logins of a development machine.
 
-Passwords are hashed with argon2id (bot.web.auth). The demo users exist only where
+Passwords are hashed with argon2id (bot.passwords). The demo users exist only where
 `settings.demo_users_enabled` (development by default, never production); their passwords are
 derived from the secret key, so they are the same on every start and differ per machine.
 """
@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
 from bot.errors import OudertelefoonError
+from bot.passwords import hash_password, verify_password
 from bot.storage import db
 from bot.storage.models import AuditLog, Role, User, UserSession
 
@@ -84,8 +85,6 @@ def generate_password() -> str:
 def add_user(session: Session, *, username: str, display_name: str, role: Role, password: str,
              languages: Sequence[str] = ("nl",)) -> User:
     """Add a user; raise UserError for a bad or taken username, a short password, bad languages."""
-    from bot.web.auth import hash_password  # the one place that knows the hashing parameters
-
     username = normalize_username(username)
     if not USERNAME.match(username):
         raise UserError("Gebruikersnaam: 2 tot 64 tekens, kleine letters, cijfers, punt, streepje "
@@ -185,8 +184,6 @@ def ensure_demo_users(settings: Settings,
     role) of every active demo user, to print. Elsewhere (production, DEMO_USERS=false): []."""
     if not settings.demo_users_enabled:
         return []
-    from bot.web.auth import hash_password, verify_password
-
     logins: list[tuple[str, str, Role]] = []
     with db.transaction(factory) as session:
         for username, display_name, role in DEMO_USERS:

@@ -23,15 +23,12 @@ import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo
 
 import redis
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from fastapi import APIRouter, Depends, FastAPI, Form, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
@@ -40,6 +37,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from bot.config import Settings
+from bot.passwords import dummy_hash as _dummy_hash
+from bot.passwords import hash_password, needs_rehash, verify_password
 from bot.errors import OudertelefoonError
 from bot.storage import db
 from bot.storage.models import (
@@ -53,6 +52,7 @@ from bot.storage.models import (
     utcnow,
 )
 from bot.storage.redis import key as redis_key
+from bot.users import USERNAME, audit, normalize_username
 
 logger = logging.getLogger(__name__)
 
@@ -95,35 +95,6 @@ MSG_FORBIDDEN = "Deze pagina is er niet voor jouw rol."
 MSG_CSRF = ("Dit formulier is verlopen of niet vanaf het dashboard verstuurd. "
             "Laad de pagina opnieuw en probeer het nog een keer.")
 MSG_LOGGED_OUT = "Je bent niet (meer) ingelogd."
-
-_hasher = PasswordHasher()  # argon2id with the library's RFC 9106 defaults
-
-
-def hash_password(password: str) -> str:
-    """An argon2id hash (with its own salt and parameters) of `password`."""
-    return _hasher.hash(password)
-
-
-def verify_password(hashed: str, password: str) -> bool:
-    """True when `password` matches `hashed`; False for a mismatch or a malformed hash."""
-    try:
-        return _hasher.verify(hashed, password)
-    except (VerificationError, InvalidHashError):
-        return False
-
-
-def needs_rehash(hashed: str) -> bool:
-    try:
-        return _hasher.check_needs_rehash(hashed)
-    except InvalidHashError:
-        return True
-
-
-@lru_cache(maxsize=1)
-def _dummy_hash() -> str:
-    # An unknown username costs the same argon2 work as a wrong password: no timing tell.
-    return hash_password(secrets.token_urlsafe(16))
-
 
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
@@ -230,8 +201,6 @@ class Auth:
         even for the right password; LoginFailed for an unknown user, a wrong password or an
         inactive user, alike.
         """
-        from bot.users import USERNAME, audit, normalize_username
-
         username = normalize_username(username)[:_MAX_USERNAME + 1]
         keys = self._limit_keys(username, client_ip)
         if self._count_attempt(keys):
@@ -277,8 +246,6 @@ class Auth:
 
     def logout(self, token: str) -> None:
         """End the session of this cookie token (nothing happens for an unknown one)."""
-        from bot.users import audit
-
         if not token or not _TOKEN.match(token):
             return
         with db.transaction(self.factory) as session:
