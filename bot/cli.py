@@ -265,11 +265,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                 loop.add_signal_handler(sig, stop.set)
             print(f"worker: delivering replies; purging transcripts older than "
                   f"{settings.retention_days} days every {args.interval:.0f} s")
-            await worker.run_forever(stop, recover=services.pipeline.recover,
-                                     housekeeping=lambda: purge_now(services),
-                                     handoff=services.desk.tick,
-                                     on_call=services.on_call.tick if services.on_call else None,
-                                     housekeeping_seconds=args.interval)
+            await services.run_worker(stop, housekeeping_seconds=args.interval)
         await services.close()
 
     asyncio.run(run())

@@ -491,7 +491,6 @@ async def poll(
     The webhook is deleted first (Telegram refuses getUpdates while one is set). An update is
     confirmed (offset moved past it) only once the pipeline has stored it; a stop in between
     means Telegram sends it again next time, and dedupe makes that harmless."""
-    from bot.web.app import purge_now  # here: bot.web.app imports this module lazily too
 
     settings: Settings = services.settings
     token = require_token(settings)
@@ -508,8 +507,9 @@ async def poll(
         await _shutdown_quietly(bot)
         raise TelegramSetupError(f"deleteWebhook failed: {_describe(error, token)}") from None
 
-    worker_task = asyncio.create_task(services.worker().run_forever(
-        stop, recover=services.pipeline.recover, housekeeping=lambda: purge_now(services)))
+    # The same worker loop as `serve` and `worker`, with the desk's tick and the on-call check
+    # (this copy used to leave both out: idle claims never came back, no on-call SMS went out).
+    worker_task = asyncio.create_task(services.run_worker(stop))
     if on_ready is not None:
         result = on_ready(bot.username)
         if asyncio.iscoroutine(result):

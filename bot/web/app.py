@@ -71,6 +71,19 @@ class Services:
         return Worker(self.factory, self.vault, self.senders, redis_client=self.redis,
                       whatsapp_template=bool(self.settings.twilio_whatsapp_template_sid))
 
+    async def run_worker(self, stop: asyncio.Event, *, housekeeping_seconds: float = 3600.0) -> None:
+        """The worker loop, wired once for every process that runs it (`serve`, `worker`,
+        `telegram poll`): deliver the outbox, recover unanswered messages, the desk's tick (the
+        queue index kept whole, idle claims returned), the on-call check and the retention purge."""
+        await self.worker().run_forever(
+            stop,
+            recover=self.pipeline.recover,
+            housekeeping=lambda: purge_now(self),
+            handoff=self.desk.tick,
+            on_call=self.on_call.tick if self.on_call is not None else None,
+            housekeeping_seconds=housekeeping_seconds,
+        )
+
     async def close(self) -> None:
         for sender in set(self.senders.values()):
             await sender.close()
@@ -166,13 +179,7 @@ def create_app(
         stop = asyncio.Event()
         task = None
         if run_worker:
-            worker = app.state.services.worker()
-            task = asyncio.create_task(worker.run_forever(
-                stop, recover=app.state.services.pipeline.recover,
-                housekeeping=lambda: purge_now(app.state.services),
-                handoff=app.state.services.desk.tick,
-                on_call=app.state.services.on_call.tick if app.state.services.on_call else None,
-            ))
+            task = asyncio.create_task(app.state.services.run_worker(stop))
         yield
         stop.set()
         if task is not None:

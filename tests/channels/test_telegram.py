@@ -35,6 +35,7 @@ from bot.storage.models import (
     Message,
     Outbox,
     OutboxStatus,
+    QueueName,
     utcnow,
 )
 from bot.web.app import Services
@@ -455,6 +456,33 @@ def test_poll_reads_updates_and_replies(services: Services, fake_telegram: FakeT
     assert str(start["update_id"] + 1) in [str(o) for o in offsets]  # confirmed
     [stored] = parent_messages(services)
     assert stored.text == "/start" and stored.provider_message_id == str(start["update_id"])
+
+
+def test_poll_runs_the_desk_round_like_serve(services: Services, fake_telegram: FakeTelegram) -> None:
+    """`telegram poll` runs the same worker round as `serve` and `worker`: the desk's tick puts a
+    waiting conversation the queue index lost back in the queue (it used to run no tick at all)."""
+    from tests.people import Parent as WebParent
+
+    conversation_id = WebParent(services).wants_volunteer()
+    with services.factory() as session:
+        assert session.get(Conversation, conversation_id).status is ConversationStatus.queued
+    index = services.desk.index
+    assert any(conversation_id in index.waiting(q) for q in QueueName)
+    index.remove(conversation_id)  # the index lost track of it (a Redis restart, a race)
+    assert not any(conversation_id in index.waiting(q) for q in QueueName)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(poll(services, stop, timeout=1))
+        deadline = time.monotonic() + 30
+        while not any(conversation_id in index.waiting(q) for q in QueueName) \
+                and time.monotonic() < deadline and not task.done():
+            await asyncio.sleep(0.05)
+        stop.set()
+        await task
+
+    asyncio.run(run())
+    assert any(conversation_id in index.waiting(q) for q in QueueName)
 
 
 def _cli_env(var_dir: Path, **extra: str) -> dict[str, str]:
