@@ -157,8 +157,27 @@ def cmd_nlu_export_corrections(args: argparse.Namespace, settings: Settings) -> 
     return 0
 
 
+# Set by the SIGTERM handler below. The SystemExit it raises can be swallowed by library code
+# that catches everything while the service starts; the loops check this once they run, so a
+# SIGTERM during the start is never lost (the worker used to keep running after one).
+TERMINATED = threading.Event()
+
+
 def _exit_on_sigterm(signum: int, frame: Any) -> None:
+    TERMINATED.set()
     raise SystemExit(128 + signum)
+
+
+def _stop_on_signals(stop: "asyncio.Event") -> None:
+    """In a running loop: SIGINT and SIGTERM set `stop`; a SIGTERM that came during the start sets
+    it at once."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    if TERMINATED.is_set():
+        stop.set()
 
 
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
@@ -260,9 +279,7 @@ def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
                   f"{settings.retention_days} days")
         else:
             stop = asyncio.Event()
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, stop.set)
+            _stop_on_signals(stop)
             print(f"worker: delivering replies; purging transcripts older than "
                   f"{settings.retention_days} days every {args.interval:.0f} s")
             await services.run_worker(stop, housekeeping_seconds=args.interval)
@@ -298,9 +315,7 @@ def cmd_telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
 
     async def run() -> int:
         stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        _stop_on_signals(stop)
 
         def ready(username: str | None) -> None:
             print(f"telegram poll: webhook removed; reading updates for @{username} and delivering "
