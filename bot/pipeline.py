@@ -56,7 +56,7 @@ from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
 from handoff.desk import active_block
 from handoff.estimate import estimate_wait
-from handoff.interfaces import PRIORITY
+from bot.rules import PRIORITY, queue_for_risk
 from handoff.referral import consent_answer, summary_texts
 from stats import facts
 
@@ -553,8 +553,7 @@ class Pipeline:
                 language = "en" if conversation.language == "en" else "nl"
                 text = self.texts.get("fallback", language)
                 decision = Decision(replies=[text], status=ConversationStatus.queued,
-                                    queue=QueueName.professional if conversation.highest_risk.rank >= 2
-                                    else QueueName.volunteer,
+                                    queue=queue_for_risk(conversation.highest_risk),
                                     priority=PRIORITY[conversation.highest_risk],
                                     reason="the bot failed", awaiting=None,
                                     welcomed=conversation.welcomed)

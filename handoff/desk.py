@@ -62,7 +62,7 @@ from bot.triage.types import Danger, Language, Risk, Theme
 from handoff.estimate import estimate_wait
 from handoff.events import Event, publish
 from handoff.index import QueueEntry, QueueIndex
-from handoff.interfaces import PRIORITY, WaitEstimate
+from bot.rules import PRIORITY, WaitEstimate
 from handoff.presence import present_clause, present_count, present_user_ids
 from stats import facts
 

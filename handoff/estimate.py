@@ -24,7 +24,7 @@ from bot.storage.models import (
     role_may_take,
 )
 from bot.triage.types import Risk
-from handoff.interfaces import PRIORITY, WaitEstimate
+from bot.rules import PRIORITY, WaitEstimate
 from handoff.presence import present_count, present_user_ids
 
 RECENT = timedelta(days=14)

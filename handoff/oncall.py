@@ -51,7 +51,7 @@ from bot.storage.models import (
 from bot.triage.types import Risk
 from bot.worker import wake
 from handoff.desk import RISK_LABELS, THEME_LABELS, ref
-from handoff.interfaces import PRIORITY
+from bot.rules import PRIORITY
 from handoff.presence import present_count
 
 logger = logging.getLogger(__name__)

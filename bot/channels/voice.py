@@ -69,7 +69,7 @@ from bot.triage.types import Language, Risk, Route, Theme
 from bot.worker import wake
 from handoff.desk import RISK_LABELS, THEME_LABELS
 from handoff.estimate import estimate_wait
-from handoff.interfaces import PRIORITY, queue_for
+from bot.rules import PRIORITY, queue_for
 from stats import facts
 
 logger = logging.getLogger(__name__)

@@ -29,7 +29,7 @@ from bot.intents.messages import Texts
 from bot.storage.models import ConversationStatus, QueueName
 from bot.triage.engine import TriageResult
 from bot.triage.types import ConversationIntent, Language, Risk, Route, Theme
-from handoff.interfaces import PRIORITY, WaitEstimate
+from bot.rules import PRIORITY, WaitEstimate
 
 NOTICE_INTERVAL = timedelta(minutes=10)
 _YES = re.compile(r"^\s*(ja+|jaa|jep|jup|yes|yep|ok(ay|e)?|zeker|graag|doe maar|klopt|evet|tak|si|sí|oui)\b", re.I)

@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from bot.rules import QueueName
 from bot.triage.types import Risk, Route
 
 
@@ -99,11 +100,6 @@ class Author(str, enum.Enum):
     parent = "parent"
     bot = "bot"
     person = "person"
-
-
-class QueueName(str, enum.Enum):
-    volunteer = "volunteer"
-    professional = "professional"
 
 
 class HandoffStatus(str, enum.Enum):

@@ -44,7 +44,7 @@ from bot.storage.models import (
 from bot.web.auth import Coordinator, CoordinatorCsrf, CsrfPerson, CurrentPerson, Person
 from bot.triage.types import Risk
 from handoff import events
-from handoff.interfaces import PRIORITY
+from bot.rules import PRIORITY
 from handoff.desk import (
     OUTCOME_LABELS,
     RISK_LABELS,
