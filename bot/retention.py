@@ -1,7 +1,13 @@
 """Retention: transcripts and channel addresses are deleted RETENTION_DAYS after a conversation's
 last message. Deleting a conversation deletes its messages, handoffs and encrypted address
 (foreign keys cascade); the audit log keeps who opened what, without any text, and the anonymous
-statistics (stats.facts) stay."""
+statistics (stats.facts) stay.
+
+The outbox keeps a copy of what was sent (replies and referral summaries can quote the parent).
+A finished row (sent, failed, undeliverable) is deleted with its conversation, at the latest at the
+next purge once its conversation is gone ("stop en wis" sets its conversation to NULL), and in any
+case RETENTION_DAYS after it was made. A pending row stays until the worker has done with it: it
+may be the confirmation that reaches a parent whose conversation was just deleted."""
 
 from __future__ import annotations
 
@@ -11,7 +17,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from bot.storage.models import Block, Conversation, ConversationStatus, UserSession
+from bot.storage.models import Block, Conversation, ConversationStatus, Outbox, OutboxStatus, UserSession
 from stats import facts
 
 logger = logging.getLogger(__name__)
@@ -31,10 +37,16 @@ def purge(session: Session, now: datetime, retention_days: int) -> int:
         session.flush()
         # Whatever the ORM did not load is removed by the database's ON DELETE CASCADE.
         session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
+    # Finished outbox rows whose conversation is gone, and any finished row past the period.
+    finished = Outbox.status != OutboxStatus.pending
+    outbox = session.execute(
+        delete(Outbox).where(finished & (Outbox.conversation_id.is_(None) | (Outbox.created_at < cutoff)))
+    ).rowcount
     # Expired dashboard sessions, and blocks that ended (a sender's pseudonym is kept no longer
     # than the block needs it).
     session.execute(delete(UserSession).where(UserSession.expires_at < now))
     session.execute(delete(Block).where((Block.expires_at < now) | (Block.lifted_at.is_not(None))))
-    logger.info("retention purge: %d conversation(s) older than %d days deleted", len(ids), retention_days)
+    logger.info("retention purge: %d conversation(s) older than %d days and %d sent reply copies deleted",
+                len(ids), retention_days, outbox)
     return len(ids)
 
