@@ -54,7 +54,7 @@ from bot.storage.models import (
 from bot.storage.redis import key as redis_key
 from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
-from handoff.desk import active_block
+from bot.storage.blocks import active_block
 from handoff.estimate import estimate_wait
 from bot.rules import PRIORITY, queue_for_risk
 from handoff.referral import consent_answer, summary_texts

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -35,6 +35,7 @@ from bot.intents.guidance import guidance_kind
 from bot.intents.messages import Texts
 from bot.privacy import mask
 from bot.worker import wake
+from bot.storage.blocks import active_block  # noqa: F401 (kept for older imports)
 from bot.storage.models import (
     AuditLog,
     Author,
@@ -1530,14 +1531,4 @@ class Desk:
                 raise Conflict("Iemand anders heeft dit gesprek opgepakt.")
             names = dict(session.execute(select(User.id, User.display_name)).all())
             return [m for m in self._card_messages(conversation, names) if m.n > after]
-
-
-def active_block(session: Session, channel: Channel, pseudonym: str, now: datetime) -> Block | None:
-    """The block in force for a sender, if any (used by the pipeline before storing anything)."""
-    return session.scalar(
-        select(Block)
-        .where(and_(Block.channel == channel, Block.pseudonym == pseudonym, Block.lifted_at.is_(None),
-                    Block.expires_at > now))
-        .order_by(Block.created_at.desc())
-        .limit(1))
 
