@@ -335,8 +335,8 @@ def _print_demo_logins(settings: Settings, base_url: str) -> None:
     """Where demo users are on (development): make sure they exist and print their logins."""
     if not settings.demo_users_enabled:
         return
+    from bot.accounts.users import ROLE_NAMES, ensure_demo_users
     from bot.storage import db
-    from bot.users import ROLE_NAMES, ensure_demo_users
 
     # Production upgrades as a deploy step (and has no demo users).
     db.upgrade(settings.effective_database_url)
@@ -369,10 +369,7 @@ def _user_factory(settings: Settings) -> Iterator[Any]:
 
 
 def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.storage import db
-    from bot.storage.models import Role
-    from bot.storage.crypto import AddressVault
-    from bot.users import (
+    from bot.accounts.users import (
         ROLE_NAMES,
         add_user,
         audit,
@@ -381,6 +378,9 @@ def cmd_users_add(args: argparse.Namespace, settings: Settings) -> int:
         parse_languages,
         set_phone,
     )
+    from bot.storage import db
+    from bot.storage.crypto import AddressVault
+    from bot.storage.models import Role
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
@@ -451,8 +451,8 @@ def cmd_handoff_rebuild(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_users_set_active(args: argparse.Namespace, settings: Settings, active: bool) -> int:
+    from bot.accounts.users import audit, find_user, set_active
     from bot.storage import db
-    from bot.users import audit, find_user, set_active
 
     with _user_factory(settings) as factory:
         with db.transaction(factory) as session:
@@ -480,9 +480,16 @@ def cmd_users_activate(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_users_phone(args: argparse.Namespace, settings: Settings) -> int:
     """Set or clear a person's own number for calls (stored encrypted, never printed)."""
+    from bot.accounts.users import (
+        UserError,
+        audit,
+        find_user,
+        normalize_phone,
+        phone_hint,
+        set_phone,
+    )
     from bot.storage import db
     from bot.storage.crypto import AddressVault
-    from bot.users import UserError, audit, find_user, normalize_phone, phone_hint, set_phone
 
     if args.clear == bool(args.number):
         raise UserError("Geef een telefoonnummer (+31612345678) of --clear, niet allebei.")
@@ -501,8 +508,8 @@ def cmd_users_phone(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_users_list(args: argparse.Namespace, settings: Settings) -> int:
     from sqlalchemy import select
 
+    from bot.accounts.users import ROLE_NAMES
     from bot.storage.models import User
-    from bot.users import ROLE_NAMES
 
     with _user_factory(settings) as factory, factory() as session:
         users = list(session.scalars(select(User).order_by(User.username)))
@@ -528,10 +535,10 @@ def cmd_demo_data(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     from zoneinfo import ZoneInfo
 
+    from bot.accounts.users import ensure_demo_users
     from bot.hours import parse_hours
     from bot.intents.catalogue import load_catalogue
     from bot.storage import db
-    from bot.users import ensure_demo_users
     from stats.demo import make
 
     with _user_factory(settings) as factory:

@@ -6,10 +6,10 @@ import uuid
 
 from sqlalchemy import select
 
+from bot.accounts.sessions import Person
 from bot.channels.base import InboundMessage
 from bot.storage.models import Author, Channel, Conversation, Role, User, utcnow
 from bot.web.app import Services
-from bot.web.auth import Person
 
 
 def person(services: Services, role: Role = Role.volunteer, name: str | None = None,

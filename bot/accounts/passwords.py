@@ -1,7 +1,7 @@
 """Password hashing: argon2id with the library's RFC 9106 defaults, in one place.
 
-Used by the accounts (`bot.users`) and the dashboard's logins (`bot.web.auth`); it lives below
-both, so the account code does not reach up into the web layer.
+Used by the accounts (`bot.accounts.users`) and the logins (`bot.accounts.sessions`); nothing here
+knows about HTTP.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Dashboard users: adding, (de)activating, and the demo logins of a development machine.
 
-Passwords are hashed with argon2id (bot.passwords). The demo users exist only where
+Passwords are hashed with argon2id (bot.accounts.passwords). The demo users exist only where
 `settings.demo_users_enabled` (development by default, never production); their passwords are
 derived from the secret key, so they are the same on every start and differ per machine.
 """
@@ -20,9 +20,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.accounts.passwords import hash_password, verify_password
 from bot.config import Settings
 from bot.errors import OudertelefoonError
-from bot.passwords import hash_password, verify_password
 from bot.storage import db
 from bot.storage.models import AuditLog, Role, User, UserSession
 

@@ -15,6 +15,17 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import cli
+from bot.accounts.sessions import Auth, LoginFailed
+from bot.accounts.users import (
+    DEMO_USERS,
+    UserError,
+    add_user,
+    demo_password,
+    ensure_demo_users,
+    generate_password,
+    parse_languages,
+    set_active,
+)
 from bot.config import Settings, load_settings
 from bot.storage import db
 from bot.storage.models import (
@@ -30,17 +41,6 @@ from bot.storage.models import (
     utcnow,
 )
 from bot.storage.redis import connect as connect_redis
-from bot.users import (
-    DEMO_USERS,
-    UserError,
-    add_user,
-    demo_password,
-    ensure_demo_users,
-    generate_password,
-    parse_languages,
-    set_active,
-)
-from bot.web.auth import Auth, LoginFailed
 
 PASSWORD = "een-goed-wachtwoord"
 
@@ -371,8 +371,8 @@ def test_cli_deactivate_ends_the_shift_and_returns_claims(
 
 def test_normalize_and_set_phone(settings: Settings, factory: sessionmaker[Session],
                                  caplog: pytest.LogCaptureFixture) -> None:
+    from bot.accounts.users import normalize_phone, phone_hint, set_phone
     from bot.storage.crypto import AddressVault
-    from bot.users import normalize_phone, phone_hint, set_phone
 
     assert normalize_phone("+31 6 1234-5678") == "+31612345678"
     assert normalize_phone("0031612345678") == "+31612345678"

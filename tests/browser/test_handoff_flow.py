@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import select
 
+from bot.accounts.users import add_user
 from bot.config import Settings
 from bot.storage import db
 from bot.storage.models import Conversation, ConversationStatus, Handoff, HandoffStatus, Role
 from bot.triage.engine import Triage
-from bot.users import add_user
 from bot.web.app import build_services
 from tests.browser.conftest import CONTRAST_JS, LOCALE, PHONE_VIEWPORT, LiveServer
 

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from bot.accounts.sessions import Person
 from bot.config import Settings
 from bot.hours import Hours
 from bot.storage.models import (
@@ -36,7 +37,6 @@ from bot.storage.models import (
 from bot.triage.engine import Triage
 from bot.triage.types import Risk
 from bot.web.app import build_services
-from bot.web.auth import Person
 from tests.browser.conftest import PHONE_VIEWPORT, LiveServer
 from tests.browser.test_handoff_flow import (
     LAPTOP_VIEWPORT,

@@ -20,8 +20,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import secrets
 import re
+import secrets
 import time
 import uuid
 from collections import Counter
@@ -32,11 +32,13 @@ from urllib.parse import quote, urlencode
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
+from bot.accounts.users import add_user
 from bot.channels.base import clean_text
 from bot.storage.models import Channel, Role
-from bot.users import add_user
 from bot.web.app import Services, create_app
 from tests.channels.fake_twilio import ACCOUNT_SID, PUBLIC_BASE_URL, sign
 from tests.channels.test_odd_characters import (  # noqa: F401 (fixtures)

@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from httpx import Response
 from sqlalchemy import select
 
+from bot.accounts.sessions import Person
 from bot.channels import voice
 from bot.config import REPO_ROOT, Settings
 from bot.storage.models import (
@@ -40,7 +41,6 @@ from bot.storage.models import (
 )
 from bot.triage.engine import Triage
 from bot.web.app import Services, build_services, create_app, get_services
-from bot.web.auth import Person
 from tests.channels.conftest import deliver
 from tests.channels.fake_twilio import (
     ACCOUNT_SID,

@@ -10,6 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import func, select
 
+from bot.accounts.sessions import Person
 from bot.config import Settings
 from bot.storage.models import (
     AuditLog,
@@ -30,7 +31,6 @@ from bot.storage.models import (
 )
 from bot.triage.types import Risk
 from bot.web.app import Services
-from bot.web.auth import Person
 from handoff.desk import Conflict, NotAllowed, Outcome
 from tests.channels.conftest import services  # noqa: F401 (a fixture)
 from tests.people import Parent, person

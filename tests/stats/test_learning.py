@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot import cli
+from bot.accounts.users import add_user
 from bot.intents.catalogue import Catalogue, load_catalogue
 from bot.storage import db
 from bot.storage.models import Channel, ContactFact, Correction, Role, utcnow
 from bot.triage.nludata import load, load_training
-from bot.users import add_user
 from stats import learning
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)

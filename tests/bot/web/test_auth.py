@@ -21,6 +21,9 @@ from redis.retry import Retry
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.accounts.passwords import hash_password, needs_rehash, verify_password
+from bot.accounts.sessions import MSG_FAILED, Auth, LoginFailed, LoginRateLimited
+from bot.accounts.users import add_user, set_active
 from bot.config import Settings
 from bot.storage import db
 from bot.storage.models import (
@@ -34,20 +37,9 @@ from bot.storage.models import (
     utcnow,
 )
 from bot.triage.engine import Triage
-from bot.users import add_user, set_active
 from bot.web import auth
 from bot.web.app import WEB_DIR, Services, build_services, create_app
-from bot.web.auth import (
-    COOKIE,
-    MSG_FAILED,
-    Auth,
-    LoginFailed,
-    LoginRateLimited,
-    hash_password,
-    needs_rehash,
-    safe_next,
-    verify_password,
-)
+from bot.web.auth import COOKIE, safe_next
 from handoff.desk import Desk
 from tests.channels.conftest import run_async
 

@@ -22,6 +22,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import select, update
 
+from bot.accounts.sessions import Person
+from bot.accounts.users import add_user
 from bot.config import Settings
 from bot.storage import db
 from bot.storage.models import (
@@ -38,9 +40,8 @@ from bot.storage.models import (
     Shift,
     utcnow,
 )
-from bot.users import add_user
 from bot.web.app import Services, create_app
-from bot.web.auth import COOKIE, Person
+from bot.web.auth import COOKIE
 from handoff import events
 from handoff.desk import RISK_LABELS, THEME_LABELS, Desk
 from tests.channels.conftest import deliver, services  # noqa: F401 (services is a fixture)

@@ -13,15 +13,15 @@ from collections.abc import Callable
 import pytest
 from fastapi.testclient import TestClient
 
-from bot.storage.models import Role
-from bot.web import auth as auth_module
-from bot.web.app import Services
-from bot.web.auth import (
+from bot.accounts import sessions as sessions_module
+from bot.accounts.sessions import (
     MAX_FAILURES_PER_IP,
     MAX_FAILURES_PER_USER_IP,
     LoginFailed,
     LoginRateLimited,
 )
+from bot.storage.models import Role
+from bot.web.app import Services
 from tests.bot.web.test_auth import add, app, auth_of, client, login, services  # noqa: F401
 
 TRIES = 40
@@ -31,14 +31,14 @@ def counting_verify(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """Count the password checks (each costs an argon2 verification)."""
     calls: list[int] = []
     lock = threading.Lock()
-    real = auth_module.verify_password
+    real = sessions_module.verify_password
 
     def verify(password_hash: str, password: str) -> bool:
         with lock:
             calls.append(1)
         return real(password_hash, password)
 
-    monkeypatch.setattr(auth_module, "verify_password", verify)
+    monkeypatch.setattr(sessions_module, "verify_password", verify)
     return calls
 
 
