@@ -365,10 +365,22 @@ class Settings(BaseSettings):
             return path.read_text(encoding="utf-8").strip().encode("utf-8")
         self.var_dir.mkdir(parents=True, exist_ok=True)
         key = secrets.token_urlsafe(48)
-        # Create with owner-only permissions before writing the key into it.
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(key + "\n")
+        # Several processes may start at once (serve --workers, a worker): each writes its key
+        # into a file of its own (owner-only), then links it to the name. A link is atomic and
+        # never replaces: one key wins, complete, and every process reads that one.
+        temp = path.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+        fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                handle.write(key + "\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            try:
+                os.link(temp, path)
+            except FileExistsError:
+                return path.read_text(encoding="utf-8").strip().encode("utf-8")
+        finally:
+            temp.unlink(missing_ok=True)
         logger.info("generated a development SECRET_KEY in %s", path)
         return key.encode("utf-8")
 

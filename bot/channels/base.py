@@ -98,6 +98,10 @@ class OutboundMessage:
     text: str
     conversation_id: str | None = None
     template: bool = False  # WhatsApp outside the 24-hour window: send the approved template
+    # A split reply: parts the provider already accepted (by any process; the outbox row keeps
+    # them) and the provider id the sender recorded with them. The sender sends only the rest.
+    parts_sent: int = 0
+    part_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,10 +118,36 @@ class DeliveryError(OudertelefoonError):
         self.retryable = retryable
 
 
+class PartsLog:
+    """Where a sender records the parts of a split reply the provider accepted, so a retry sends
+    only the rest. This one remembers in this process; the worker installs one that writes the
+    outbox row (bot.worker.SqlPartsLog), so a retry by another worker sends only the rest too."""
+
+    LIMIT = 1000  # rows the worker gave up on are forgotten, oldest first
+
+    def __init__(self) -> None:
+        self._memory: dict[str, tuple[int, str | None]] = {}
+
+    def recall(self, message: OutboundMessage) -> tuple[int, str | None]:
+        """Parts already accepted and their recorded provider id: the row's or this process's,
+        whichever got further."""
+        known = self._memory.get(message.outbox_id, (0, None))
+        return known if known[0] > message.parts_sent else (message.parts_sent, message.part_id)
+
+    async def record(self, outbox_id: str, done: int, provider_id: str | None) -> None:
+        if outbox_id not in self._memory and len(self._memory) >= self.LIMIT:
+            self._memory.pop(next(iter(self._memory)))
+        self._memory[outbox_id] = (done, provider_id)
+
+    def forget(self, outbox_id: str) -> None:
+        self._memory.pop(outbox_id, None)
+
+
 class Sender(abc.ABC):
     """Delivers replies on one or more channels. Implementations are async and never block."""
 
     channels: tuple[Channel, ...] = ()
+    parts: PartsLog  # senders that split a reply set their own (PartsLog()) in __init__
 
     @abc.abstractmethod
     async def send(self, message: OutboundMessage) -> SendResult:

@@ -65,6 +65,7 @@ from bot.channels.base import (
     InvalidInput,
     MediaKind,
     OutboundMessage,
+    PartsLog,
     Sender,
     SendResult,
 )
@@ -362,7 +363,8 @@ def delivery_error(error: TelegramError, token: str) -> DeliveryError:
 
 class TelegramSender(Sender):
     """Sends replies with sendMessage. A text over 4096 characters goes out as several messages
-    in order; if one part fails, a retry continues with that part (in this process)."""
+    in order; if one part fails, a retry continues with that part (by any worker: the outbox row
+    records the parts sent, see PartsLog)."""
 
     channels = (Channel.telegram,)
 
@@ -371,8 +373,8 @@ class TelegramSender(Sender):
         self._token = require_token(settings)
         self._bot: Bot | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        # outbox id -> (parts already sent, provider id of the first part)
-        self._progress: dict[str, tuple[int, str | None]] = {}
+        # Parts already sent and the provider id of the first part: a retry sends only the rest.
+        self.parts = PartsLog()
 
     async def _client(self) -> Bot:
         # httpx connections belong to one event loop; a new loop gets a new client.
@@ -388,7 +390,7 @@ class TelegramSender(Sender):
         parts = split_text(message.text)
         if not parts:
             raise DeliveryError("telegram: empty text", retryable=False)
-        done, first_id = self._progress.get(message.outbox_id, (0, None))
+        done, first_id = self.parts.recall(message)
         try:
             bot = await self._client()
             for index in range(done, len(parts)):
@@ -396,21 +398,16 @@ class TelegramSender(Sender):
                 if index == 0:
                     first_id = str(sent.message_id)
                 if index + 1 < len(parts):
-                    self._remember(message.outbox_id, index + 1, first_id)
+                    await self.parts.record(message.outbox_id, index + 1, first_id)
         except TelegramError as error:
             failure = delivery_error(error, self._token)
             if not failure.retryable:
-                self._progress.pop(message.outbox_id, None)
+                self.parts.forget(message.outbox_id)
             raise failure from None
-        self._progress.pop(message.outbox_id, None)
+        self.parts.forget(message.outbox_id)
         if len(parts) > 1:
             logger.info("outbox %s sent as %d telegram messages", message.outbox_id, len(parts))
         return SendResult(provider_message_id=first_id)
-
-    def _remember(self, outbox_id: str, done: int, first_id: str | None) -> None:
-        if outbox_id not in self._progress and len(self._progress) >= 1000:
-            self._progress.pop(next(iter(self._progress)))  # rows the worker gave up on
-        self._progress[outbox_id] = (done, first_id)
 
     async def close(self) -> None:
         bot, self._bot, self._loop = self._bot, None, None

@@ -44,6 +44,7 @@ from bot.channels.base import (
     MediaKind,
     OutboundMessage,
     Sender,
+    PartsLog,
     SendResult,
 )
 from bot.config import Settings
@@ -232,8 +233,8 @@ class TwilioSender(Sender):
         self._client: httpx.AsyncClient | None = None
         self._client_loop: asyncio.AbstractEventLoop | None = None
         self._closer: asyncio.Task[None] | None = None
-        # Parts of a split reply already accepted, by outbox id: a retry sends only the rest.
-        self._parts_sent: dict[str, list[str]] = {}
+        # Parts of a split reply already accepted: a retry sends only the rest.
+        self.parts = PartsLog()
 
     async def _http(self) -> httpx.AsyncClient:
         # A client (its pooled connections) belongs to one event loop; a new loop (a restarted
@@ -277,22 +278,19 @@ class TwilioSender(Sender):
             template = self.settings.twilio_whatsapp_template_sid
             if message.channel is not Channel.whatsapp or not template:
                 raise DeliveryError("no WhatsApp template configured", retryable=False)
-            sid = await self._post({**base, "ContentSid": template})
-            return SendResult(provider_message_id=sid)
+            return SendResult(provider_message_id=await self._post({**base, "ContentSid": template}))
         parts = split_body(message.text)
-        done = self._parts_sent.get(message.outbox_id, [])
-        sid: str | None = done[-1] if done else None
+        done, sid = self.parts.recall(message)
         try:
-            for part in parts[len(done):]:
-                sid = await self._post({**base, "Body": part})
-                done = [*done, sid]
-                if len(parts) > 1:
-                    self._parts_sent[message.outbox_id] = done
+            for index in range(done, len(parts)):
+                sid = await self._post({**base, "Body": parts[index]})
+                if index + 1 < len(parts):
+                    await self.parts.record(message.outbox_id, index + 1, sid)
         except DeliveryError as error:
             if not error.retryable:
-                self._parts_sent.pop(message.outbox_id, None)
+                self.parts.forget(message.outbox_id)
             raise
-        self._parts_sent.pop(message.outbox_id, None)
+        self.parts.forget(message.outbox_id)
         # The last part's sid: its status callback speaks for the whole reply.
         return SendResult(provider_message_id=sid)
 

@@ -361,10 +361,16 @@ class Outbox(Base):
     delivery_status: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # A reply too long for one provider message goes out in parts: how many the provider
+    # already accepted (their provider id in provider_message_id), so a retry by any worker
+    # sends only the rest.
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
     __table_args__ = (
         UniqueConstraint("reply_to", "seq", name="uq_outbox_reply_seq"),
         Index("ix_outbox_due", "status", "next_attempt_at"),
+        # The worker leases only the oldest pending row of a conversation (bot.worker).
+        Index("ix_outbox_conversation_order", "conversation_id", "status", "scheduled_at", "seq"),
     )
 
 
