@@ -114,3 +114,23 @@ def _alive(pid: int) -> bool:
         return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
         return False
+
+
+def hit(client: redis.Redis, key: str, limit: int, window_seconds: int) -> int | None:
+    """A fixed-window rate counter. Count one event under `key`; the seconds to wait when more than `limit` happened in the
+    window (which starts at its first event), else None. Redis away: no limit (logged), so a
+    parent's message is never refused because the limiter is down."""
+    if limit <= 0:
+        return None
+    try:
+        pipe = client.pipeline(transaction=True)
+        pipe.set(key, 0, ex=window_seconds, nx=True)
+        pipe.incr(key)
+        pipe.ttl(key)
+        _, count, ttl = pipe.execute()
+    except redis.RedisError as error:
+        logger.warning("rate limiter unavailable (%s): not limiting", type(error).__name__)
+        return None
+    if int(count) <= limit:
+        return None
+    return max(1, int(ttl) if ttl and int(ttl) > 0 else window_seconds)

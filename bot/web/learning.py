@@ -15,8 +15,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
+from bot.accounts.sessions import Person
 from bot.storage.models import AuditLog, utcnow
-from bot.web.auth import Coordinator, CoordinatorCsrf, Person
+from bot.web.auth import Coordinator, CoordinatorCsrf
 from bot.web.dashboard import install_template_helpers, is_fetch
 from stats import learning
 

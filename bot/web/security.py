@@ -19,11 +19,13 @@ import logging
 from typing import Any
 from urllib.parse import urlsplit
 
-import redis
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from bot.config import Settings
+
+# The rate counter lives with Redis (storage); the web chat adapter still imports it from here.
+from bot.storage.redis import hit as hit  # noqa: PLC0414
 
 logger = logging.getLogger(__name__)
 
@@ -101,23 +103,3 @@ def install(app: Any, settings: Settings) -> None:
     """The headers, and outside them the proxy handling (so they see the client's scheme)."""
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies(settings))
-
-
-def hit(client: redis.Redis, key: str, limit: int, window_seconds: int) -> int | None:
-    """Count one event under `key`; the seconds to wait when more than `limit` happened in the
-    window (which starts at its first event), else None. Redis away: no limit (logged), so a
-    parent's message is never refused because the limiter is down."""
-    if limit <= 0:
-        return None
-    try:
-        pipe = client.pipeline(transaction=True)
-        pipe.set(key, 0, ex=window_seconds, nx=True)
-        pipe.incr(key)
-        pipe.ttl(key)
-        _, count, ttl = pipe.execute()
-    except redis.RedisError as error:
-        logger.warning("rate limiter unavailable (%s): not limiting", type(error).__name__)
-        return None
-    if int(count) <= limit:
-        return None
-    return max(1, int(ttl) if ttl and int(ttl) > 0 else window_seconds)
