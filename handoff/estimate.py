@@ -13,6 +13,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.hours import Hours
+from bot.rules import PRIORITY, WaitEstimate
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -24,7 +25,6 @@ from bot.storage.models import (
     role_may_take,
 )
 from bot.triage.types import Risk
-from bot.rules import PRIORITY, WaitEstimate
 from handoff.presence import present_count, present_user_ids
 
 RECENT = timedelta(days=14)

@@ -37,6 +37,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
+from bot.labels import RISK_LABELS, THEME_LABELS
+from bot.rules import PRIORITY
 from bot.storage.crypto import AddressVault
 from bot.storage.models import (
     AuditLog,
@@ -50,8 +52,7 @@ from bot.storage.models import (
 )
 from bot.triage.types import Risk
 from bot.worker import wake
-from handoff.desk import RISK_LABELS, THEME_LABELS, ref
-from bot.rules import PRIORITY
+from handoff.context import ref
 from handoff.presence import present_count
 
 logger = logging.getLogger(__name__)

@@ -48,7 +48,7 @@ from bot.storage.models import (
     aware,
 )
 from bot.triage.types import Route
-from handoff.desk import CHANNEL_LABELS, OUTCOME_LABELS, QUEUE_LABELS, RISK_LABELS, THEME_LABELS
+from bot.labels import CHANNEL_LABELS, OUTCOME_LABELS, QUEUE_LABELS, RISK_LABELS, THEME_LABELS
 
 SMALL = 5
 MAX_DAYS = 366
@@ -520,8 +520,7 @@ def compute(session: Session, filters: Filters, *, zone: ZoneInfo,
                                           {False: "binnen openingstijden", True: "buiten openingstijden"})
     tables["abandoned"] = _abandoned(cube, filters)
     outcomes = _sum(cube, OUTCOME, when=lambda row: row[OUTCOME] is not None)
-    tables["outcomes"] = _shares_table("outcomes", "Uitkomst", outcomes,
-                                       {o.value: label for o, label in OUTCOME_LABELS.items()})
+    tables["outcomes"] = _shares_table("outcomes", "Uitkomst", outcomes, dict(OUTCOME_LABELS))
     tables["referrals_per_service"] = _referrals(cube, catalogue)
     tables["verdicts"] = _verdicts(cube, theme_cube)
     tables["corrections_per_theme"] = _corrections(theme_cube)

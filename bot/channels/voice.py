@@ -67,7 +67,7 @@ from bot.storage.models import (
 from bot.triage.engine import TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
 from bot.worker import wake
-from handoff.desk import RISK_LABELS, THEME_LABELS
+from bot.labels import RISK_LABELS, THEME_LABELS
 from handoff.estimate import estimate_wait
 from bot.rules import PRIORITY, queue_for
 from stats import facts

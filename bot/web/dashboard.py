@@ -4,7 +4,8 @@ with the handover card, live updates over SSE, and the coordinators' standard te
 Server-rendered (Jinja2) with a few lines of plain JS (static/dashboard.js). Every route needs a
 login (bot.web.auth); every POST needs the CSRF token. A plain form POST is answered with a 303
 redirect; the same POST sent by fetch (header ``X-Requested-With: fetch``) gets JSON. A refusal of
-the desk (handoff.desk.DeskError) is shown with its status and its Dutch message. No phone numbers
+the desk (handoff.errors) is shown with a status code chosen here by the kind of refusal
+(`refusal_status`) and its reason in Dutch (bot.labels, data/labels/nl.yml). No phone numbers
 or chat ids appear anywhere here: a conversation is shown by a short ref ("#" + 6 characters).
 """
 
@@ -31,29 +32,32 @@ from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from bot import catalogue_warning
+from bot.labels import (
+    AUTHOR_LABELS,
+    CHANNEL_LABELS,
+    KIND_LABELS,
+    LANGUAGE_LABELS,
+    OUTCOME_LABELS,
+    PRIORITY_LABELS,
+    QUEUE_LABELS,
+    RISK_LABELS,
+    ROLE_LABELS,
+    THEME_LABELS,
+    error_text,
+)
+from bot.rules import PRIORITY, QueueName
 from bot.storage.models import (
-    Author,
-    Channel,
     Conversation,
     ConversationStatus,
-    QueueName,
     Shift,
     User,
     aware,
 )
-from bot.web.auth import Coordinator, CoordinatorCsrf, CsrfPerson, CurrentPerson, Person
 from bot.triage.types import Risk
+from bot.web.auth import Coordinator, CoordinatorCsrf, CsrfPerson, CurrentPerson, Person
 from handoff import events
-from bot.rules import PRIORITY
-from handoff.desk import (
-    OUTCOME_LABELS,
-    RISK_LABELS,
-    ROLE_LABELS,
-    THEME_LABELS,
-    Conflict,
-    DeskError,
-    Outcome,
-)
+from handoff.context import Outcome
+from handoff.errors import Conflict, DeskError, NotAllowed, NotFound
 
 logger = logging.getLogger(__name__)
 
@@ -67,17 +71,6 @@ MAX_REPLY_CHARS = 4000
 MAX_NOTE_CHARS = 2000
 MAX_BLOCK_DAYS = 365
 
-QUEUE_LABELS = {QueueName.volunteer: "vrijwilligers", QueueName.professional: "hulpverleners"}
-KIND_LABELS = {QueueName.volunteer: "vrijwilliger", QueueName.professional: "hulpverlener"}
-CHANNEL_LABELS = {
-    Channel.web: "webchat", Channel.telegram: "Telegram", Channel.sms: "sms",
-    Channel.whatsapp: "WhatsApp", Channel.phone: "telefoon",
-}
-LANGUAGE_LABELS = {
-    "nl": "Nederlands", "en": "Engels", "ar": "Arabisch", "tr": "Turks", "pl": "Pools",
-    "fr": "Frans", "de": "Duits", "es": "Spaans", "uk": "Oekraïens", "so": "Somalisch",
-}
-PRIORITY_LABELS = {0: "ACUUT", 1: "hoog", 2: "zorg", 3: "geen"}
 #: A queue row's badge in words (acute has its own ⚠ ACUUT badge; an ordinary question none).
 PRIORITY_BADGES = {1: "Dringend", 2: "Heeft het zwaar"}
 #: What kind of danger, for the handover card's first line (taxonomy.md, "danger kind").
@@ -91,7 +84,6 @@ DANGER_WORDS = {
     "homeless_now": "de ouder is nu met een kind op straat of in de kou",
 }
 MONTHS = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
-AUTHOR_LABELS = {Author.parent: "Ouder", Author.bot: "Bot", Author.person: "Medewerker"}
 
 #: Why a conversation waits (handoff reasons from bot.intents.dialogue), in Dutch.
 QUEUE_REASONS = {
@@ -142,6 +134,21 @@ NOTICES = {
     "gezien": "De melding is als gezien gemarkeerd.",
     "coordinator": "Het gesprek is bij de coördinator. Die krijgt er nu een melding van.",
 }
+
+
+#: The status code of each kind of refusal of the desk (handoff.errors); the first match counts.
+REFUSAL_STATUS: tuple[tuple[type[DeskError], int], ...] = (
+    (NotFound, 404), (NotAllowed, 403), (Conflict, 409), (DeskError, 400),
+)
+
+
+def refusal_status(error: DeskError) -> int:
+    return next(status for kind, status in REFUSAL_STATUS if isinstance(error, kind))
+
+
+def refusal_text(error: DeskError) -> str:
+    """Why the desk refused, in Dutch (data/labels/nl.yml, "errors")."""
+    return error_text(error.reason, **error.detail)
 
 
 class FormProblem(Exception):
@@ -370,8 +377,9 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         try:
             result = action()
         except DeskError as error:
-            logger.info("dashboard: refused (%s): %s", error.status, type(error).__name__)
-            return refusal(request, person, error.status, error.message)
+            status = refusal_status(error)
+            logger.info("dashboard: refused (%s): %s", status, error.reason)
+            return refusal(request, person, status, refusal_text(error))
         except FormProblem as problem:
             return refusal(request, person, 400, problem.message)
         return done(request, then(result))
@@ -388,7 +396,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         try:
             snapshot = _desk(request).snapshot(person)
         except DeskError as error:
-            return refusal(request, person, error.status, error.message)
+            return refusal(request, person, refusal_status(error), refusal_text(error))
         return page(request, person, "dashboard/queue.html",
                     {"snapshot": snapshot, "shift": snapshot.shift})
 
@@ -406,7 +414,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         try:
             snapshot = _desk(request).snapshot(person)
         except DeskError as error:
-            return refusal(request, person, error.status, error.message)
+            return refusal(request, person, refusal_status(error), refusal_text(error))
         return fragment(request, "dashboard/_queue_lists.html", {
             "person": person, "csrf_token": person.csrf_token, "snapshot": snapshot,
         })
@@ -472,10 +480,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         except Conflict as error:
             # Someone else has it (the desk let this person see that much): say who.
             holder = _holder_name(request, conversation_id)
-            message = f"Dit gesprek is opgepakt door {holder}." if holder else error.message
-            return refusal(request, person, error.status, message)
+            message = f"Dit gesprek is opgepakt door {holder}." if holder else refusal_text(error)
+            return refusal(request, person, refusal_status(error), message)
         except DeskError as error:
-            return refusal(request, person, error.status, error.message)
+            return refusal(request, person, refusal_status(error), refusal_text(error))
         catalogue = request.app.state.services.catalogue
         first = [*card.suggested, *card.given]
         seen: set[str] = set()
@@ -489,7 +497,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
             "card": card, "entries": entries, "after": last,
             "other_queue": QueueName.volunteer if card.queue is QueueName.professional
             else QueueName.professional,
-            "outcomes": list(OUTCOME_LABELS.items()),
+            "outcomes": [(Outcome(value), label) for value, label in OUTCOME_LABELS.items()],
             "themes": list(THEME_LABELS.items()),
         })
 
@@ -501,7 +509,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         try:
             items = _desk(request).messages_after(conversation_id, person, max(0, after))
         except DeskError as error:
-            return refusal(request, person, error.status, error.message)
+            return refusal(request, person, refusal_status(error), refusal_text(error))
         response = fragment(request, "dashboard/_messages.html", {"messages": items})
         response.headers["X-Next"] = str(items[-1].n if items else max(0, after))
         return response
@@ -646,7 +654,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         try:
             blocks = _desk(request).blocks(person)
         except DeskError as error:
-            return refusal(request, person, error.status, error.message)
+            return refusal(request, person, refusal_status(error), refusal_text(error))
         return page(request, person, "dashboard/blocks.html", {"blocks": blocks})
 
     @router.post("/dashboard/blocks/{block_id}/lift")

@@ -16,9 +16,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
+from bot.labels import CHANNEL_LABELS, QUEUE_LABELS
 from bot.storage.models import Channel, QueueName, utcnow
 from bot.web.auth import Coordinator, Person
-from handoff.desk import CHANNEL_LABELS, QUEUE_LABELS
 from stats import charts, report
 from stats.report import Filters, Table
 

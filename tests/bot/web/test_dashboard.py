@@ -25,6 +25,7 @@ from sqlalchemy import select, update
 from bot.accounts.sessions import Person
 from bot.accounts.users import add_user
 from bot.config import Settings
+from bot.labels import RISK_LABELS, THEME_LABELS
 from bot.storage import db
 from bot.storage.models import (
     AuditLog,
@@ -43,7 +44,7 @@ from bot.storage.models import (
 from bot.web.app import Services, create_app
 from bot.web.auth import COOKIE
 from handoff import events
-from handoff.desk import RISK_LABELS, THEME_LABELS, Desk
+from handoff.desk import Desk
 from tests.channels.conftest import deliver, services  # noqa: F401 (services is a fixture)
 
 PASSWORD = "een-lang-wachtwoord"
