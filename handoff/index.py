@@ -135,47 +135,81 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-# KEYS: every queue zset, skills, claims. ARGV: id, target queue key, score, skills json.
-_ADD = """
-for i = 1, #KEYS - 2 do
+# The change journal: every script that changes an entry records its id in `touched`, scored by
+# a counter (`version`). A rebuild or a sync started at version V keeps, for every id touched
+# after V, what the index says (it is newer than what SQL said when the rebuild read it).
+# Every script's KEYS end with: ..., skills, claims, version, touched.
+_PRELUDE = """
+local nq = #KEYS - 4
+local skills_key, claims_key = KEYS[nq + 1], KEYS[nq + 2]
+local version_key, touched_key = KEYS[nq + 3], KEYS[nq + 4]
+local function touch(id)
+  local v = redis.call('INCR', version_key)
+  redis.call('ZADD', touched_key, v, id)
+  if v % 1000 == 0 then redis.call('ZREMRANGEBYRANK', touched_key, 0, -100001) end
+end
+local function touched_since(id, since)
+  if since == '' then return false end
+  local t = redis.call('ZSCORE', touched_key, id)
+  return t ~= false and tonumber(t) > tonumber(since)
+end
+"""
+
+# ARGV: id, target queue key, score, skills json, since ('' : always). -1: skipped (touched).
+_ADD = _PRELUDE + """
+if touched_since(ARGV[1], ARGV[5]) then return -1 end
+for i = 1, nq do
   if KEYS[i] ~= ARGV[2] then redis.call('ZREM', KEYS[i], ARGV[1]) end
 end
 redis.call('ZADD', ARGV[2], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[#KEYS - 1], ARGV[1], ARGV[4])
-redis.call('HDEL', KEYS[#KEYS], ARGV[1])
+redis.call('HSET', skills_key, ARGV[1], ARGV[4])
+redis.call('HDEL', claims_key, ARGV[1])
+touch(ARGV[1])
 return 1
 """
 
-# KEYS: every queue zset, skills, claims. ARGV: id.
-_REMOVE = """
-for i = 1, #KEYS - 2 do redis.call('ZREM', KEYS[i], ARGV[1]) end
-redis.call('HDEL', KEYS[#KEYS - 1], ARGV[1])
-redis.call('HDEL', KEYS[#KEYS], ARGV[1])
+# ARGV: id, since.
+_REMOVE = _PRELUDE + """
+if touched_since(ARGV[1], ARGV[2]) then return -1 end
+for i = 1, nq do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('HDEL', skills_key, ARGV[1])
+redis.call('HDEL', claims_key, ARGV[1])
+touch(ARGV[1])
 return 1
 """
 
-# KEYS: every queue zset, skills, claims. ARGV: id, user id.
+# ARGV: id, user id, since. Sets the claim marker whatever the entry was (a sync from SQL).
+_SET_CLAIM = _PRELUDE + """
+if touched_since(ARGV[1], ARGV[3]) then return -1 end
+for i = 1, nq do redis.call('ZREM', KEYS[i], ARGV[1]) end
+redis.call('HDEL', skills_key, ARGV[1])
+redis.call('HSET', claims_key, ARGV[1], ARGV[2])
+touch(ARGV[1])
+return 1
+"""
+
+# ARGV: id, user id.
 # Exactly one caller removes the id from its queue; that caller sets the claim marker. The
 # holder asking again gets 1 too (safe to retry); anyone else gets 0.
-_CLAIM = """
+_CLAIM = _PRELUDE + """
 local removed = 0
-for i = 1, #KEYS - 2 do removed = removed + redis.call('ZREM', KEYS[i], ARGV[1]) end
+for i = 1, nq do removed = removed + redis.call('ZREM', KEYS[i], ARGV[1]) end
 if removed > 0 then
-  redis.call('HDEL', KEYS[#KEYS - 1], ARGV[1])
-  redis.call('HSET', KEYS[#KEYS], ARGV[1], ARGV[2])
+  redis.call('HDEL', skills_key, ARGV[1])
+  redis.call('HSET', claims_key, ARGV[1], ARGV[2])
+  touch(ARGV[1])
   return 1
 end
-if redis.call('HGET', KEYS[#KEYS], ARGV[1]) == ARGV[2] then return 1 end
+if redis.call('HGET', claims_key, ARGV[1]) == ARGV[2] then return 1 end
 return 0
 """
 
-# KEYS: the queue zsets to take from, then skills, claims.
+# KEYS: the queue zsets to take from, then skills, claims, version, touched.
 # ARGV: user id, now (epoch ms), candidates per queue, the highest priority to take from each
 # queue ("3,0": anything from the first, only acute from the second), then the languages.
 # Walks the heads of the queues merged by (score, id), a small page at a time, and stops at the
 # first entry it may take: the common case reads a handful of entries, not 200 per queue.
-_CLAIM_NEXT = """
-local skills_key, claims_key = KEYS[#KEYS - 1], KEYS[#KEYS]
+_CLAIM_NEXT = _PRELUDE + """
 local user, now, limit = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local step, page = 10000000000000, 16
 local most = {}
@@ -183,7 +217,7 @@ for p in string.gmatch(ARGV[4], '[^,]+') do most[#most + 1] = tonumber(p) end
 local speaks = {nl = true}
 for i = 5, #ARGV do speaks[ARGV[i]] = true end
 local cursors = {}
-for i = 1, #KEYS - 2 do
+for i = 1, nq do
   cursors[i] = {key = KEYS[i], buf = {}, pos = 1, read = 0, done = false, most = most[i] or 1000000}
 end
 local function head(c)
@@ -239,12 +273,44 @@ if not chosen then return false end
 redis.call('ZREM', chosen.key, chosen.id)
 redis.call('HDEL', skills_key, chosen.id)
 redis.call('HSET', claims_key, chosen.id, user)
+touch(chosen.id)
 return chosen.id
 """
 
-# KEYS: claims. ARGV: id.
-_UNCLAIM = """
-return redis.call('HDEL', KEYS[1], ARGV[1])
+# ARGV: id.
+_UNCLAIM = _PRELUDE + """
+local removed = redis.call('HDEL', claims_key, ARGV[1])
+touch(ARGV[1])
+return removed
+"""
+
+# The swap at the end of a full rebuild. KEYS: the live entry keys (queues..., skills, claims),
+# the temporary ones in the same order, then built, version, touched.
+# ARGV: since, built stamp. Every id touched since `since` keeps its live state.
+_SWAP = """
+local n = (#KEYS - 3) / 2
+local built_key, touched_key = KEYS[2 * n + 1], KEYS[2 * n + 3]
+local kept = redis.call('ZRANGEBYSCORE', touched_key, '(' .. ARGV[1], '+inf')
+for _, id in ipairs(kept) do
+  for i = 1, n - 2 do
+    local s = redis.call('ZSCORE', KEYS[i], id)
+    if s then redis.call('ZADD', KEYS[n + i], s, id) else redis.call('ZREM', KEYS[n + i], id) end
+  end
+  for i = n - 1, n do
+    local v = redis.call('HGET', KEYS[i], id)
+    if v then redis.call('HSET', KEYS[n + i], id, v) else redis.call('HDEL', KEYS[n + i], id) end
+  end
+end
+for i = 1, n do
+  if redis.call('EXISTS', KEYS[n + i]) == 1 then
+    redis.call('RENAME', KEYS[n + i], KEYS[i])
+    redis.call('PERSIST', KEYS[i])
+  else
+    redis.call('DEL', KEYS[i])
+  end
+end
+redis.call('SET', built_key, ARGV[2])
+return #kept
 """
 
 
@@ -261,11 +327,15 @@ class QueueIndex:
         self.skills_key = redis_key(prefix, "skills")
         self.claims_key = redis_key(prefix, "claims")
         self.built_key = redis_key(prefix, "built")
+        self.version_key = redis_key(prefix, "version")
+        self.touched_key = redis_key(prefix, "touched")
         self._add = client.register_script(_ADD)
         self._remove = client.register_script(_REMOVE)
+        self._set_claim = client.register_script(_SET_CLAIM)
         self._claim = client.register_script(_CLAIM)
         self._claim_next = client.register_script(_CLAIM_NEXT)
         self._unclaim = client.register_script(_UNCLAIM)
+        self._swap = client.register_script(_SWAP)
 
     # keys ---------------------------------------------------------------------------------------
 
@@ -280,23 +350,31 @@ class QueueIndex:
     def _entry_keys(self) -> list[str]:
         return [*(self.queue_key(q) for q in QueueName), self.skills_key, self.claims_key]
 
+    def _script_keys(self) -> list[str]:
+        return [*self._entry_keys(), self.version_key, self.touched_key]
+
+    def mark(self) -> int:
+        """The index's change counter now. Take it before reading SQL for `rebuild(since=...)`:
+        every change made after it is newer than what that read saw."""
+        return int(self.client.get(self.version_key) or 0)
+
     # changing one entry -------------------------------------------------------------------------
 
     def add(self, entry: QueueEntry) -> None:
         """Put a conversation in its queue (or move it there from the other one, or change its
         priority or skills); clears its claim marker. Idempotent."""
-        self._add(keys=self._entry_keys(),
+        self._add(keys=self._script_keys(),
                   args=[entry.conversation_id, self.queue_key(entry.queue),
-                        repr(score(entry.priority, entry.queued_at)), _skills(entry)])
+                        repr(score(entry.priority, entry.queued_at)), _skills(entry), ""])
 
     def remove(self, conversation_id: str) -> None:
         """Take a conversation out of every queue, with its skills and claim marker."""
-        self._remove(keys=self._entry_keys(), args=[conversation_id])
+        self._remove(keys=self._script_keys(), args=[conversation_id, ""])
 
     def claim(self, conversation_id: str, user_id: str) -> bool:
         """Take a waiting conversation out of its queue for `user_id`. Of many simultaneous
         callers exactly one gets True; a caller that already holds it gets True again."""
-        return bool(self._claim(keys=self._entry_keys(), args=[conversation_id, user_id]))
+        return bool(self._claim(keys=self._script_keys(), args=[conversation_id, user_id]))
 
     def claim_next(self, user_id: str, queues: Sequence[QueueName], languages: Sequence[str],
                    now: datetime | None = None, *, acute_from: Sequence[QueueName] = ()) -> str | None:
@@ -318,13 +396,15 @@ class QueueIndex:
         keys = [self.queue_key(q) for q in most]
         langs = [lang.lower() for lang in languages if lang]
         limits = ",".join(str(value) for value in most.values())
-        result = self._claim_next(keys=[*keys, self.skills_key, self.claims_key],
+        result = self._claim_next(keys=[*keys, self.skills_key, self.claims_key,
+                                        self.version_key, self.touched_key],
                                   args=[user_id, _epoch_ms(now), CANDIDATES, limits, *langs])
         return _text(result) if result else None
 
     def unclaim(self, conversation_id: str) -> None:
         """Drop the claim marker only (SQL refused the claim); the entry is not re-queued."""
-        self._unclaim(keys=[self.claims_key], args=[conversation_id])
+        self._unclaim(keys=[self.skills_key, self.claims_key, self.version_key, self.touched_key],
+                      args=[conversation_id])
 
     # reading ------------------------------------------------------------------------------------
 
@@ -358,23 +438,34 @@ class QueueIndex:
 
     # rebuilding ---------------------------------------------------------------------------------
 
-    def rebuild(self, entries: Iterable[QueueEntry], claims: Iterable[tuple[str, str]]) -> int:
-        """Replace the whole index with `entries` (waiting) and `claims` ((conversation id, user
-        id) pairs), atomically: readers see the old index or the new one, never a half. Builds
-        into temporary keys with pipelines, then RENAMEs them over the live keys in one
-        MULTI/EXEC that also sets the built marker. A conversation both in `entries` and in
-        `claims` counts as claimed. Returns the number of queued entries."""
+    def rebuild(self, entries: Iterable[QueueEntry], claims: Iterable[tuple[str, str]], *,
+                since: int | None = None) -> int:
+        """Bring the index in line with `entries` (waiting) and `claims` ((conversation id, user
+        id) pairs), as SQL gave them. A conversation both in `entries` and in `claims` counts as
+        claimed. Returns the number of queued entries.
+
+        Safe against changes made meanwhile: `since` is `mark()` taken before SQL was read (by
+        default: now). A conversation the index changed after it (added, claimed, removed by
+        another process while SQL was read) keeps what the index says: newer than the read.
+
+        A built index is changed incrementally: only the entries that differ, one atomic script
+        each. A lost index is built into temporary keys and swapped in by one script: readers
+        see no index or the whole one, never a half; the built marker is set with it."""
+        since = self.mark() if since is None else since
         claimed = {cid: user for cid, user in claims}
         queued: dict[str, QueueEntry] = {}
         for entry in entries:
             if entry.conversation_id not in claimed:
                 queued[entry.conversation_id] = entry  # a repeated id: the last one counts
+        if self.is_built():
+            changed = self._apply(queued, claimed, since)
+            logger.debug("queue index synced: %d changed", changed)
+            return len(queued)
 
         token = secrets.token_hex(8)
         live = self._entry_keys()
         temp = {name: redis_key(self.prefix, "rebuild", token, name[len(self.prefix) + 1:])
                 for name in live}
-        filled: set[str] = set()
         try:
             pipe = self.client.pipeline(transaction=False)
             by_queue: dict[str, dict[str, float]] = {}
@@ -386,32 +477,59 @@ class QueueIndex:
                 skills[entry.conversation_id] = _skills(entry)
             for key, members in by_queue.items():
                 self._write_batches(pipe, "zadd", temp[key], members)
-                filled.add(key)
             if skills:
                 self._write_batches(pipe, "hset", temp[self.skills_key], skills)
-                filled.add(self.skills_key)
             if claimed:
                 self._write_batches(pipe, "hset", temp[self.claims_key], claimed)
-                filled.add(self.claims_key)
             pipe.execute()
-
-            swap = self.client.pipeline(transaction=True)
-            for key in live:
-                if key in filled:
-                    swap.rename(temp[key], key)
-                    swap.persist(key)  # RENAME carries the temporary key's expiry along
-                else:
-                    swap.delete(key)
-            swap.set(self.built_key, utcnow().isoformat())
-            swap.execute()
+            kept = self._swap(keys=[*live, *(temp[key] for key in live), self.built_key,
+                                    self.version_key, self.touched_key],
+                              args=[since, utcnow().isoformat()])
         except BaseException:
             try:
                 self.client.delete(*temp.values())
             except redis.RedisError:
                 logger.warning("queue index: temporary rebuild keys left to expire")
             raise
-        logger.debug("queue index rebuilt: %d waiting, %d claimed", len(queued), len(claimed))
+        logger.debug("queue index rebuilt: %d waiting, %d claimed, %s kept as changed meanwhile",
+                     len(queued), len(claimed), kept)
         return len(queued)
+
+    def _apply(self, queued: dict[str, QueueEntry], claimed: dict[str, str], since: int) -> int:
+        """Change only what differs from SQL, each entry atomically, skipping the entries
+        changed since `since`. Returns how many were changed."""
+        pipe = self.client.pipeline(transaction=True)
+        names = list(QueueName)
+        for queue in names:
+            pipe.zrange(self.queue_key(queue), 0, -1, withscores=True)
+        pipe.hgetall(self.skills_key)
+        pipe.hgetall(self.claims_key)
+        *ranges, raw_skills, raw_claims = pipe.execute()
+        live_place: dict[str, tuple[str, float]] = {}
+        for queue, members in zip(names, ranges):
+            for member, member_score in members:
+                live_place[_text(member)] = (self.queue_key(queue), float(member_score))
+        live_skills = {_text(k): _text(v) for k, v in raw_skills.items()}
+        live_claims = {_text(k): _text(v) for k, v in raw_claims.items()}
+        keys = self._script_keys()
+        changed = 0
+        for cid, entry in queued.items():
+            place = (self.queue_key(entry.queue), score(entry.priority, entry.queued_at))
+            skills = _skills(entry)
+            if live_place.get(cid) == place and live_skills.get(cid) == skills \
+                    and cid not in live_claims:
+                continue
+            changed += self._add(keys=keys,
+                                 args=[cid, place[0], repr(place[1]), skills, since]) == 1
+        for cid, user in claimed.items():
+            if live_claims.get(cid) == user and cid not in live_place:
+                continue
+            changed += self._set_claim(keys=keys, args=[cid, user, since]) == 1
+        gone = (set(live_place) | set(live_skills) | set(live_claims)) - set(queued) - set(claimed)
+        for cid in gone:
+            changed += self._remove(keys=keys, args=[cid, since]) == 1
+        self.client.set(self.built_key, utcnow().isoformat())
+        return changed
 
     @staticmethod
     def _write_batches(pipe: Any, command: str, key: str, values: dict[str, Any]) -> None:

@@ -13,7 +13,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -26,7 +26,7 @@ from bot.storage.redis import _defaults, connect
 from handoff.index import PRIORITY_STEP, QueueEntry, QueueIndex, score
 
 VOL, PRO = QueueName.volunteer, QueueName.professional
-T0 = datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 
 
 def at(minutes: float) -> datetime:
@@ -76,7 +76,7 @@ def index(client: redis.Redis, prefix: str) -> QueueIndex:
 
 def test_score_orders_priority_before_time() -> None:
     assert score(0, at(60)) < score(1, at(0)) < score(1, at(1)) < score(3, at(0))
-    assert score(2, at(0)) == 2 * PRIORITY_STEP + (at(0) - datetime(1970, 1, 1, tzinfo=timezone.utc)
+    assert score(2, at(0)) == 2 * PRIORITY_STEP + (at(0) - datetime(1970, 1, 1, tzinfo=UTC)
                                                    ) / timedelta(milliseconds=1)
     naive = at(5).replace(tzinfo=None)  # SQLite's naive UTC
     assert score(1, naive) == score(1, at(5))
@@ -419,3 +419,48 @@ def test_real_flushall_on_a_private_embedded_redis(tmp_path: Path) -> None:
         assert index.claimed_by("d") == "user-1"
     finally:
         private.shutdown(nosave=True)
+
+
+# Safe against concurrent changes (issue 13): a rebuild or sync reads SQL, and meanwhile other
+# processes claim, queue and close. What they did after the read is newer than the read.
+
+def test_a_full_rebuild_keeps_what_changed_while_sql_was_read(index: QueueIndex) -> None:
+    assert index.is_built() is False
+    since = index.mark()  # then SQL is read: "early" waits
+    read = [entry("early", 1)]
+    index.add(entry("late", 2))  # queued by another process after the read
+    index.add(entry("gone", 3))
+    index.remove("gone")  # and closed again
+    assert index.rebuild(read, [], since=since) == 1
+    assert index.waiting(VOL) == ["early", "late"]
+    assert index.entries([VOL])[1] == entry("late", 2)
+    assert index.is_built() is True
+
+
+def test_a_sync_keeps_a_claim_made_while_sql_was_read(index: QueueIndex) -> None:
+    index.rebuild([entry("a", 1), entry("b", 2), entry("c", 3)], [])
+    since = index.mark()
+    read = [entry("a", 1), entry("b", 2), entry("c", 3)]  # what SQL said a moment ago
+    assert index.claim("a", "helper")  # claimed meanwhile: SQL will say so in a moment
+    index.remove("b")  # closed meanwhile
+    index.add(entry("d", 4))  # queued meanwhile
+    index.rebuild(read, [], since=since)
+    assert index.claimed_by("a") == "helper"  # not put back in the queue for a second claimer
+    assert index.waiting(VOL) == ["c", "d"]
+    # The next sync, after SQL caught up, changes nothing more.
+    index.rebuild([entry("c", 3), entry("d", 4)], [("a", "helper")])
+    assert index.waiting(VOL) == ["c", "d"] and index.claimed_by("a") == "helper"
+
+
+def test_a_sync_changes_only_the_entries_that_differ(index: QueueIndex) -> None:
+    index.rebuild([entry("a", 1), entry("b", 2), entry("c", 3)], [("k", "u")])
+    before = index.mark()
+    assert index.rebuild([entry("a", 1), entry("b", 2, priority=0), entry("d", 4)],
+                         [("k", "u"), ("c", "v")]) == 3
+    # b's priority, c claimed, d added: three changes, one script each; a and k untouched.
+    assert index.mark() - before == 3
+    assert index.waiting(VOL) == ["b", "a", "d"]
+    assert index.claimed_by("c") == "v" and index.claimed_by("k") == "u"
+    assert index.rebuild([entry("a", 1), entry("b", 2, priority=0), entry("d", 4)],
+                         [("k", "u"), ("c", "v")]) == 3
+    assert index.mark() - before == 3  # in line already: nothing written
