@@ -115,7 +115,7 @@ def _problems(error: BaseException) -> str:
         errors = error.errors()  # type: ignore[attr-defined]
         parts = [f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('type', '?')}"
                  for e in list(errors)[:10]]
-    except Exception:  # not the shape we know: say nothing
+    except Exception:  # noqa: BLE001 - any shape we do not know: say nothing, never raise
         return "details withheld"
     parts = [part if not holds_parent_words(part) else "(withheld)" for part in parts]
     return f"{len(errors)} problem(s): " + "; ".join(parts)
@@ -139,7 +139,7 @@ def safe_description(error: BaseException) -> str:
         return words + " (details withheld: they can hold a parent's words)"
     try:
         text = str(error)
-    except Exception:
+    except Exception:  # noqa: BLE001 - an exception's own __str__ may raise anything
         return "(unprintable)"
     return "(message withheld: it contained a parent's words)" if holds_parent_words(text) else text
 
@@ -176,7 +176,7 @@ def format_exception(exc_type: type[BaseException] | None, error: BaseException 
         node._str = safe_description(original)  # type: ignore[attr-defined]
         notes = getattr(node, "__notes__", None)
         if notes and any(holds_parent_words(str(note)) for note in notes):
-            node.__notes__ = ["(note withheld: it contained a parent's words)"]  # type: ignore[attr-defined]
+            node.__notes__ = ["(note withheld: it contained a parent's words)"]
     return "".join(te.format()).rstrip("\n")
 
 
@@ -211,7 +211,7 @@ def clean_record(record: logging.LogRecord) -> logging.LogRecord:
         record.exc_info = None  # every formatter uses exc_text; nobody formats the original
     try:
         message = record.getMessage()
-    except Exception:  # a broken format string: logging reports it at emit; keep nothing
+    except Exception:  # noqa: BLE001 - a broken format string (any error): keep nothing
         record.msg, record.args = WITHHELD + " (unformattable)", ()
         return record
     if holds_parent_words(message):
@@ -228,7 +228,7 @@ def _factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
     record = _previous_factory(*args, **kwargs)
     try:
         return clean_record(record)
-    except Exception:  # never let cleaning break logging; never let a raw record through
+    except Exception:  # noqa: BLE001 - cleaning never breaks logging nor lets a raw record through
         record.msg, record.args, record.exc_info, record.exc_text = WITHHELD, (), None, None
         return record
 

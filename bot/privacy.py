@@ -18,7 +18,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 PLACEHOLDERS = {
     "email": "[email]",
@@ -255,7 +255,7 @@ def _phone_or_number(text: str) -> Iterable[tuple[int, int, str]]:
             value = value[:-1]
         if digits < 9 or digits > 15:
             continue
-        phone = value.startswith(("0", "+")) or value.startswith("(0")
+        phone = value.startswith(("0", "+", "(0"))
         yield start, start + len(value), "phone" if phone else "id"
 
 
@@ -402,10 +402,11 @@ class DeduceMasker:
     first use (1-2 minutes, written to `cache_dir`) and loads them from there afterwards."""
 
     name = "deduce"
-    KINDS = {"persoon": "name", "patient": "name", "telefoonnummer": "phone",
-             "emailadres": "email", "url": "url", "bsn": "bsn", "id": "id", "leeftijd": "age",
-             "datum": "date", "locatie": "address", "instelling": "institution",
-             "ziekenhuis": "institution", "postcode": "postcode"}
+    KINDS: ClassVar[dict[str, str]] = {
+        "persoon": "name", "patient": "name", "telefoonnummer": "phone", "emailadres": "email",
+        "url": "url", "bsn": "bsn", "id": "id", "leeftijd": "age", "datum": "date",
+        "locatie": "address", "instelling": "institution", "ziekenhuis": "institution",
+        "postcode": "postcode"}
 
     def __init__(self, cache_dir: Path | None = None) -> None:
         self.cache_dir = cache_dir
@@ -415,7 +416,7 @@ class DeduceMasker:
     def load(self) -> Any:
         with self._lock:
             if self._deduce is None:
-                import deduce  # noqa: PLC0415  (optional, heavy)
+                import deduce
 
                 kwargs = {"cache_path": self.cache_dir} if self.cache_dir else {}
                 self._deduce = deduce.Deduce(**kwargs)

@@ -13,11 +13,20 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
+from typing import Any, cast
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
-from bot.storage.models import Block, Conversation, ConversationStatus, Outbox, OutboxStatus, UserSession
+from bot.storage.models import (
+    Block,
+    Conversation,
+    ConversationStatus,
+    Outbox,
+    OutboxStatus,
+    UserSession,
+)
 from stats import facts
 
 logger = logging.getLogger(__name__)
@@ -39,9 +48,10 @@ def purge(session: Session, now: datetime, retention_days: int) -> int:
         session.execute(delete(Conversation).where(Conversation.id.in_(ids)))
     # Finished outbox rows whose conversation is gone, and any finished row past the period.
     finished = Outbox.status != OutboxStatus.pending
-    outbox = session.execute(
+    deleted = session.execute(
         delete(Outbox).where(finished & (Outbox.conversation_id.is_(None) | (Outbox.created_at < cutoff)))
-    ).rowcount
+    )
+    outbox = cast("CursorResult[Any]", deleted).rowcount  # a DELETE's result has a row count
     # Expired dashboard sessions, and blocks that ended (a sender's pseudonym is kept no longer
     # than the block needs it).
     session.execute(delete(UserSession).where(UserSession.expires_at < now))

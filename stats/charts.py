@@ -115,7 +115,7 @@ def stacked_bars(title: str, categories: Sequence[str], series: Sequence[tuple[s
     bar = max(slot * 0.75, 1)
     for i, category in enumerate(categories):
         x = x0 + i * slot + (slot - bar) / 2
-        base = y0 + plot_h
+        base: float = y0 + plot_h
         for s, (name, values) in enumerate(series):
             size = _drawn(values[i])
             if not size:

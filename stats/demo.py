@@ -21,7 +21,8 @@ import random
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
+from typing import cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
@@ -30,12 +31,12 @@ from sqlalchemy.orm import Session
 from bot.hours import Hours, parse_hours
 from bot.intents.catalogue import Catalogue, load_catalogue
 from bot.privacy import mask
+from bot.rules import QueueName
 from bot.storage.models import (
     Channel,
     ContactFact,
     ContactTheme,
     Correction,
-    QueueName,
     Shift,
     User,
     Verdict,
@@ -157,7 +158,7 @@ def rows(*, days: int, contacts_per_day: float, seed: int = 1, now: datetime | N
     rng = random.Random(seed)
     zone = zone or ZoneInfo("Europe/Amsterdam")
     hours = hours or parse_hours("09:00-23:00")
-    now = (now or utcnow()).astimezone(timezone.utc)
+    now = (now or utcnow()).astimezone(UTC)
     by_theme = _catalogue_by_theme(catalogue)
     all_entries = tuple(sorted({i for ids in by_theme.values() for i in ids}))
     choices, random_ = rng.choices, rng.random
@@ -178,14 +179,15 @@ def rows(*, days: int, contacts_per_day: float, seed: int = 1, now: datetime | N
     else:
         per_day = [max(0, round(rng.gauss(contacts_per_day * f, (contacts_per_day * f) ** 0.5)))
                    for f in factors]
-    new_id = (lambda: str(uuid.UUID(int=rng.getrandbits(128), version=4)))
+    def new_id() -> str:
+        return str(uuid.UUID(int=rng.getrandbits(128), version=4))
     # UTC hour and after-hours flag of each local (day, hour), computed once.
     for d in range(days):
         day: date = first + timedelta(days=d)
         slots = []
         for h in range(24):
             local = datetime.combine(day, time(h), tzinfo=zone)
-            utc = local.astimezone(timezone.utc).replace(minute=0, second=0, microsecond=0)
+            utc = local.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
             slots.append((utc, not hours.is_open(local, zone), local))
         for _ in range(per_day[d]):
             h = choices(range(24), cum_weights=hour_cum)[0]
@@ -289,8 +291,8 @@ def _shifts(session: Session, first: datetime, days: int, zone: ZoneInfo, now: d
         for user_id, queue, (begin, end), weekdays in plan:
             if day.weekday() not in weekdays or rng.random() < 0.15:
                 continue
-            started = datetime.combine(day, time(begin), tzinfo=zone).astimezone(timezone.utc)
-            ended = datetime.combine(day, time(end), tzinfo=zone).astimezone(timezone.utc)
+            started = datetime.combine(day, time(begin), tzinfo=zone).astimezone(UTC)
+            ended = datetime.combine(day, time(end), tzinfo=zone).astimezone(UTC)
             started += timedelta(minutes=rng.randint(-10, 15))
             if ended >= now:
                 continue
@@ -305,7 +307,7 @@ def make(session: Session, *, days: int = 30, contacts_per_day: float = 120, see
     """Insert a demo period of facts, theme rows, corrections and (optionally) shifts."""
     if days < 1:
         raise ValueError("days must be at least 1")
-    now = (now or utcnow()).astimezone(timezone.utc)
+    now = (now or utcnow()).astimezone(UTC)
     zone = zone or ZoneInfo("Europe/Amsterdam")
     if catalogue is None:
         from bot.config import REPO_ROOT
@@ -350,7 +352,7 @@ def make(session: Session, *, days: int = 30, contacts_per_day: float = 120, see
             themes += 1
         if row["corrected"]:
             corrections += 1
-            predicted, right = list(fact_themes), list(row["corrected_themes"] or [])  # type: ignore[arg-type]
+            predicted, right = list(fact_themes), list(cast("list[str] | None", row["corrected_themes"]) or [])
             new = next((t for t in right if t not in predicted), right[0])
             sentences = DEMO_SENTENCES.get(new) or DEMO_SENTENCES["money_other"]
             at = hour + timedelta(minutes=rng.randint(20, 90))

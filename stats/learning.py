@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import func, select, true
@@ -134,7 +134,7 @@ def last_export(nlu_dir: Path) -> datetime | None:
         except ValueError:
             continue
         if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
+            moment = moment.replace(tzinfo=UTC)
         if newest is None or moment > newest:
             newest = moment
     return newest
@@ -168,7 +168,7 @@ def render_yaml(items: Sequence[Correction], exported_at: datetime) -> tuple[str
             line = _example_line(str(text)) if text else None
             if line and line not in blocks.setdefault(theme, []):
                 blocks[theme].append(line)
-    lines = [f"# exported {exported_at.astimezone(timezone.utc).isoformat(timespec='seconds')}",
+    lines = [f"# exported {exported_at.astimezone(UTC).isoformat(timespec='seconds')}",
              "# Accepted corrections from the coordinators' review",
              "# (oudertelefoon nlu export-corrections).",
              "# The parents' words are masked. Review before committing.",
@@ -187,7 +187,7 @@ def render_yaml(items: Sequence[Correction], exported_at: datetime) -> tuple[str
 
 def default_path(nlu_dir: Path, now: datetime) -> Path:
     """data/nlu/corrections_<YYYYMMDD>.yml; a second export on one day gets _2, _3, ..."""
-    stem = f"corrections_{now.astimezone(timezone.utc):%Y%m%d}"
+    stem = f"corrections_{now.astimezone(UTC):%Y%m%d}"
     path = nlu_dir / f"{stem}.yml"
     number = 2
     while path.exists():

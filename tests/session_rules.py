@@ -214,9 +214,11 @@ def _session_processes() -> list[Any]:
 
 
 def _describe(process: Any) -> str:
+    import psutil
+
     try:
         command = " ".join(process.cmdline())[:160] or process.name()
-    except Exception:
+    except (OSError, psutil.Error):  # gone meanwhile, or not ours to read
         command = "?"
     return f"pid {process.pid}: {command}"
 

@@ -26,7 +26,7 @@ def cli_env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
 def run(env: dict[str, str], *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "bot.cli", *args],
-        capture_output=True, text=True, env=env, input=stdin, timeout=180, cwd=REPO_ROOT,
+        check=False, capture_output=True, text=True, env=env, input=stdin, timeout=180, cwd=REPO_ROOT,
     )
 
 

@@ -148,7 +148,7 @@ def test_rasa_trains_only_when_the_data_changed(services: dict[str, dict[str, An
     """Dockerfile.rasa runs scripts/rasa-server, whose model name is a hash of the config, the
     training files and the Rasa version: an existing model for the same data is served as is."""
     dockerfile = (REPO_ROOT / services["rasa"]["build"]["dockerfile"]).read_text(encoding="utf-8")
-    assert re.search(r'^CMD \["scripts/rasa-server", "serve"\]$', dockerfile, re.M)
+    assert re.search(r'^CMD \["scripts/rasa-server", "serve"\]$', dockerfile, re.MULTILINE)
     assert "COPY data/nlu/*.yml" in dockerfile  # top-level files only, no held-out splits
     assert not re.search(r"COPY data/nlu(/)? ", dockerfile)
     script = (REPO_ROOT / "scripts" / "rasa-server").read_text(encoding="utf-8")
@@ -189,8 +189,8 @@ def test_the_proxy_is_caddy_with_the_caddyfile_and_domain(services: dict[str, di
 def test_the_caddyfile_serves_domain_and_proxies_to_app_8000() -> None:
     text = CADDYFILE.read_text(encoding="utf-8")
     code = "\n".join(line.split("#", 1)[0] for line in text.splitlines())
-    assert re.search(r"^\{\$DOMAIN\}\s*\{", code, re.M), "a site block for {$DOMAIN}"
-    upstream = re.search(r"reverse_proxy\s*(\S*)\s*\{(.*?)\n\t\}", code, re.S)
+    assert re.search(r"^\{\$DOMAIN\}\s*\{", code, re.MULTILINE), "a site block for {$DOMAIN}"
+    upstream = re.search(r"reverse_proxy\s*(\S*)\s*\{(.*?)\n\t\}", code, re.DOTALL)
     assert upstream
     target = upstream.group(1) + " " + upstream.group(2)
     assert re.search(r"dynamic a app 8000|app:8000", target)
@@ -261,7 +261,7 @@ def test_required_variables_use_the_error_form(compose: dict[str, Any]) -> None:
 
 def test_check_compose_requires_the_same_variables() -> None:
     script = CHECK_SCRIPT.read_text(encoding="utf-8")
-    listed = re.search(r"^REQUIRED=\(([^)]*)\)", script, re.M)
+    listed = re.search(r"^REQUIRED=\(([^)]*)\)", script, re.MULTILINE)
     assert listed and set(listed.group(1).split()) == REQUIRED
     assert "config -q" in script
 

@@ -283,7 +283,7 @@ def test_no_parent_words_in_any_log_line(services: Services, full_settings: Sett
             page = client.get("/chat")
             # The cookie is Secure (PUBLIC_BASE_URL is https); this server speaks plain http.
             client.headers["cookie"] = f"ot_chat={page.cookies['ot_chat']}"
-            cid = lambda: uuid.uuid4().hex  # noqa: E731
+            cid = lambda: uuid.uuid4().hex
 
             # A statement the database refuses: the message cannot be stored (500), and the
             # error (with the statement's parameters, and on PostgreSQL the words) is logged.

@@ -96,7 +96,7 @@ def _serve(tmp_path: Path, model_cache: Path) -> tuple[subprocess.Popen[bytes], 
 
 @pytest.fixture
 def served(tmp_path: Path, model_cache: Path, embedded_model: EmbeddedModel):  # type: ignore[no-untyped-def]
-    process, var, url = _serve(tmp_path, model_cache)
+    process, var, _url = _serve(tmp_path, model_cache)
     yield process, var
     if process.poll() is None:  # a failed test: leave nothing behind either
         os.killpg(process.pid, signal.SIGKILL)

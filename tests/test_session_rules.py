@@ -28,7 +28,7 @@ def run_pytest(tmp_path: Path, source: str, **env: str) -> subprocess.CompletedP
     return subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "tests.session_rules", "-p", "no:cacheprovider",
          "-c", str(tmp_path / "pytest.ini"), "--rootdir", str(tmp_path), str(tmp_path)],
-        cwd=tmp_path, env=environment, capture_output=True, text=True, timeout=120,
+        cwd=tmp_path, env=environment, check=False, capture_output=True, text=True, timeout=120,
     )
 
 

@@ -24,6 +24,7 @@ from bot.accounts.passwords import hash_password, verify_password
 from bot.config import Settings
 from bot.errors import OudertelefoonError
 from bot.storage import db
+from bot.storage.crypto import AddressDecryptError
 from bot.storage.models import AuditLog, Role, User, UserSession
 
 logger = logging.getLogger(__name__)
@@ -163,7 +164,7 @@ def phone_hint(user: User, vault: Any) -> str | None:
         return None
     try:
         number = vault.decrypt(user.phone_encrypted)
-    except Exception:  # another secret key: set it again
+    except AddressDecryptError:  # another secret key: set it again
         return "ingesteld (niet leesbaar, vul opnieuw in)"
     return f"ingesteld (eindigt op {number.strip()[-2:]})"
 

@@ -407,7 +407,7 @@ def _read_yaml(path: Path, error: type[DataError]) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise error(f"{_display(path)}: cannot read the file: {exc}") from exc
     try:
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass: a safe load
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
@@ -607,7 +607,7 @@ def _load_messages_file(path: Path, mtime_ns: int) -> Mapping[str, str]:
         except ValueError as exc:
             raise DataError(f"{where}: key 'catalogue.{key}': bad placeholder: {exc}") from exc
         if not used <= allowed:
-            unknown = sorted(used - allowed)[0]
+            unknown = min(used - allowed)
             raise DataError(f"{where}: key 'catalogue.{key}': unknown placeholder {{{unknown}}}")
         messages[key] = value
     return MappingProxyType(messages)

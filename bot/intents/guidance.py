@@ -44,7 +44,7 @@ def guidance_kind(risk: Risk, danger: Danger, risk_category: str | None = None) 
     """
     if risk is Risk.acute:
         if danger is not Danger.none:
-            return danger.value
+            return str(danger.value)
         return _CATEGORY_KIND.get(risk_category or "", "general")
     if risk is Risk.high and danger.medical:
         return danger.value
@@ -70,7 +70,7 @@ class Guidance:
     review: frozenset[str]
 
     @classmethod
-    def load(cls, path: Path) -> "Guidance":
+    def load(cls, path: Path) -> Guidance:
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
         except (OSError, yaml.YAMLError) as error:

@@ -26,7 +26,7 @@ class Texts:
     guidance: Guidance | None = None
 
     @classmethod
-    def load(cls, directory: Path) -> "Texts":
+    def load(cls, directory: Path) -> Texts:
         loaded: dict[str, dict[str, str]] = {}
         for code in LANGUAGES:
             path = directory / f"{code}.yml"

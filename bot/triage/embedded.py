@@ -79,7 +79,7 @@ class CalibratedLinear:
         self._a: np.ndarray = np.array([])
         self._b: np.ndarray = np.array([])
 
-    def fit(self, matrix: spmatrix, labels: list[str]) -> "CalibratedLinear":
+    def fit(self, matrix: spmatrix, labels: list[str]) -> CalibratedLinear:
         fitted = CalibratedClassifierCV(
             LinearSVC(C=1.0, class_weight="balanced" if self.balanced else None),
             cv=3,
@@ -103,7 +103,8 @@ class CalibratedLinear:
         proba = 1.0 / (1.0 + np.exp(self._a * scores + self._b))
         total = proba.sum(axis=1, keepdims=True)
         uniform = np.full_like(proba, 1.0 / proba.shape[1])
-        return np.divide(proba, total, out=uniform, where=total != 0)
+        result: np.ndarray = np.divide(proba, total, out=uniform, where=total != 0)
+        return result
 
 
 def _classifier(balanced: bool = False) -> CalibratedLinear:
@@ -128,7 +129,7 @@ class EmbeddedModel:
     def prepare(self, text: str) -> str:
         return self.synonyms.apply(normalize(text[:CLASSIFIER_MAX_CHARS]))
 
-    def fit(self, data: NLUData) -> "EmbeddedModel":
+    def fit(self, data: NLUData) -> EmbeddedModel:
         texts = [self.prepare(t) for t in data.texts()]
         matrix = hstack([self.words.fit_transform(texts), self.chars.fit_transform(texts)]).tocsr()
         self.intent_clf.fit(matrix, data.intents())
@@ -207,7 +208,7 @@ def load_or_train(nlu_dir: Path, cache_dir: Path | None) -> EmbeddedModel:
                 model: Any = joblib.load(path)
                 if isinstance(model, EmbeddedModel) and model.fingerprint == data.fingerprint():
                     return model
-            except Exception:  # a damaged cache file is retrained, never fatal
+            except Exception:  # noqa: BLE001 - a damaged cache (any unpickling error) is retrained
                 logger.warning("cached embedded model %s unreadable; retraining", path.name)
     return train(data, cache_dir)
 

@@ -12,8 +12,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from bot.config import NLUBackendName, Settings
-from bot.triage.entities import Facts
 from bot.triage.embedded import EmbeddedBackend, EmbeddedModel, load_or_train
+from bot.triage.entities import Facts
 from bot.triage.language import LanguageGuesser
 from bot.triage.rasa import FallbackBackend, NLUBackend, RasaBackend
 from bot.triage.redflags import RedFlags
@@ -23,8 +23,8 @@ from bot.triage.text import CLASSIFIER_MAX_CHARS, normalize, words
 from bot.triage.types import (
     CONVERSATION_INTENTS,
     FALLBACK_INTENT,
-    Danger,
     THEMES,
+    Danger,
     Language,
     Risk,
     Route,
@@ -108,7 +108,7 @@ class Triage:
         self.threshold = threshold
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, model: EmbeddedModel | None = None) -> "Triage":
+    def from_settings(cls, settings: Settings, *, model: EmbeddedModel | None = None) -> Triage:
         model = model or load_or_train(settings.nlu_dir, settings.var_dir / "models")
         embedded = EmbeddedBackend(model)
         backend: NLUBackend | FallbackBackend = embedded

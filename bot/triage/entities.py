@@ -207,9 +207,7 @@ def duration_hours(text: str) -> float | None:
     for m in _HOURS.finditer(text):
         unit = m.group(2)
         value = _number(m.group(1))
-        if unit.startswith(("dag", "day")):
-            value *= 24
-        elif unit.startswith(("nacht", "night")):
+        if unit.startswith(("dag", "day", "nacht", "night")):
             value *= 24
         found.append(value)
     for pattern, hours in _SINCE:

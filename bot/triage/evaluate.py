@@ -214,8 +214,8 @@ def format_report(report: Report) -> str:
     """A plain-text report in the spirit of `rasa test nlu`."""
     lines = [
         f"examples: {report.examples}",
-        f"intent accuracy: {report.accuracy:.3f}   macro-F1: {report.macro_f1:.3f}   "
-        f"theme macro-F1: {report.theme_macro_f1:.3f}",
+        (f"intent accuracy: {report.accuracy:.3f}   macro-F1: {report.macro_f1:.3f}   "
+         f"theme macro-F1: {report.theme_macro_f1:.3f}"),
         "",
         f"{'intent':<24}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}",
     ]
@@ -228,9 +228,9 @@ def format_report(report: Report) -> str:
     lines += [
         "",
         f"risk accuracy: {report.risk_accuracy:.3f}   acute recall: {acute}   acute precision: {precision}",
-        f"high-or-acute recall: {_fmt(report.high_or_acute_recall)}   "
-        f"false-acute rate: {_fmt(report.false_acute_rate)}   "
-        f"theme accuracy: {report.theme_accuracy:.3f}   route accuracy: {report.route_accuracy:.3f}",
+        (f"high-or-acute recall: {_fmt(report.high_or_acute_recall)}   "
+         f"false-acute rate: {_fmt(report.false_acute_rate)}   "
+         f"theme accuracy: {report.theme_accuracy:.3f}   route accuracy: {report.route_accuracy:.3f}"),
         f"missed acute messages: {len(report.missed_acute)}",
         "",
         f"{'risk level':<24}{'precision':>10}{'recall':>10}{'support':>9}",

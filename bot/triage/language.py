@@ -24,7 +24,7 @@ class LanguageGuesser:
     short: dict[str, str] | None = None  # a whole short message -> its language code
 
     @classmethod
-    def load(cls, path: Path) -> "LanguageGuesser":
+    def load(cls, path: Path) -> LanguageGuesser:
         try:
             document = yaml.safe_load(path.read_text(encoding="utf-8"))
             return cls(

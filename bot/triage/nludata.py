@@ -90,7 +90,7 @@ def data_files(path: Path) -> list[Path]:
 def _block_lines(value: Any, where: str) -> list[tuple[str, dict[str, Any]]]:
     """Examples of one block: a '- line' string, or a list of {text, metadata}."""
     if isinstance(value, str):
-        out = []
+        out: list[tuple[str, dict[str, Any]]] = []
         for raw in value.splitlines():
             line = raw.strip()
             if not line:

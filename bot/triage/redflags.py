@@ -86,7 +86,7 @@ class RedFlags:
         return False
 
     @classmethod
-    def load(cls, path: Path) -> "RedFlags":
+    def load(cls, path: Path) -> RedFlags:
         document = read_mapping(path, "red flags")
         signs: dict[str, re.Pattern[str]] = {}
         for name, patterns in (document.get("signs") or {}).items():

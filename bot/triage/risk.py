@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-
 from bot.errors import DataError
 from bot.triage.entities import Facts, extract
 from bot.triage.redflags import RedFlags, read_mapping
@@ -112,7 +111,7 @@ class RiskRules:
         self.strain: tuple[re.Pattern[str], ...] = ()
 
     @classmethod
-    def load(cls, path: Path) -> "RiskRules":
+    def load(cls, path: Path) -> RiskRules:
         document = read_mapping(path, "risk rules")
 
         def compile_all(items: Any, where: str) -> tuple[re.Pattern[str], ...]:
@@ -377,7 +376,7 @@ class RiskDetector:
                     category = _DANGER_CATEGORY.get(danger, category)
         return RiskAssessment(
             level=level,
-            category=category if level.rank >= Risk.high.rank else category,
+            category=category,
             reasons=reasons,
             model_probabilities={k.value: round(v, 4) for k, v in probabilities.items()},
             neutralised_text=neutral,

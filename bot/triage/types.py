@@ -56,7 +56,7 @@ class Risk(str, enum.Enum):
         return _RISK_ORDER.index(self)
 
     @classmethod
-    def highest(cls, *levels: "Risk") -> "Risk":
+    def highest(cls, *levels: Risk) -> Risk:
         return max(levels, key=lambda level: level.rank, default=cls.none)
 
 

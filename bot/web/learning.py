@@ -8,14 +8,17 @@ Coordinators only; every POST carries the CSRF token. No parent text is logged.
 """
 
 import logging
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session, sessionmaker
 
 from bot.accounts.sessions import Person
+from bot.config import Settings
+from bot.intents.catalogue import Catalogue
 from bot.storage.models import AuditLog, utcnow
 from bot.web.auth import Coordinator, CoordinatorCsrf
 from bot.web.dashboard import install_template_helpers, is_fetch
@@ -30,8 +33,20 @@ NOTICES = {
 MSG_NOT_FOUND = "Deze correctie bestaat niet (meer)."
 
 
-def _services(request: Request) -> Any:
-    return request.app.state.services
+class LearningServices(Protocol):
+    """What these pages use of the app's services (bot.web.app.Services)."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def factory(self) -> sessionmaker[Session]: ...
+    @property
+    def catalogue(self) -> Catalogue: ...
+
+
+def _services(request: Request) -> LearningServices:
+    services: LearningServices = request.app.state.services
+    return services
 
 
 def _zone(request: Request) -> ZoneInfo:

@@ -16,9 +16,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 from urllib.parse import urlsplit
 
+from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
@@ -99,7 +99,7 @@ def trusted_proxies(settings: Settings) -> list[str]:
     return [item.strip() for item in settings.forwarded_allow_ips.split(",") if item.strip()]
 
 
-def install(app: Any, settings: Settings) -> None:
+def install(app: FastAPI, settings: Settings) -> None:
     """The headers, and outside them the proxy handling (so they see the client's scheme)."""
     app.add_middleware(SecurityHeaders, settings=settings)
     app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=trusted_proxies(settings))

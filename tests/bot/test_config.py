@@ -99,7 +99,7 @@ def test_command_line_prints_one_line_and_exits_2(tmp_path: Path) -> None:
     env = {**os.environ, "RETENTION_DAYS": "soon", "OUDERTELEFOON_VAR_DIR": str(tmp_path)}
     result = subprocess.run(
         [sys.executable, "-m", "bot.cli", "triage", "hoi"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        check=False, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
     )
     assert result.returncode == 2
     assert result.stdout == ""

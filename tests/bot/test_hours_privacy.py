@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,12 +13,12 @@ ZONE = ZoneInfo("Europe/Amsterdam")
 
 def test_hours() -> None:
     hours = parse_hours("09:00-23:00")
-    assert hours.is_open(datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc), ZONE)
-    late = datetime(2026, 11, 22, 22, 30, tzinfo=timezone.utc)  # 23:30 local
+    assert hours.is_open(datetime(2026, 11, 22, 12, 0, tzinfo=UTC), ZONE)
+    late = datetime(2026, 11, 22, 22, 30, tzinfo=UTC)  # 23:30 local
     assert not hours.is_open(late, ZONE)
     assert hours.next_opening(late, ZONE) == datetime(2026, 11, 23, 9, 0, tzinfo=ZONE)
     night = parse_hours("22:00-06:00")
-    assert night.is_open(datetime(2026, 11, 22, 2, 0, tzinfo=timezone.utc), ZONE)
+    assert night.is_open(datetime(2026, 11, 22, 2, 0, tzinfo=UTC), ZONE)
     assert parse_hours("00:00-24:00").always
     for bad in ("9-17", "25:00-26:00", "09:00"):
         with pytest.raises(ValueError):

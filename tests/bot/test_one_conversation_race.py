@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import uuid
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -59,7 +59,7 @@ def together(services: Services, messages: list[InboundMessage]) -> list[BaseExc
         try:
             barrier.wait()
             services.pipeline.process(message)
-        except BaseException as error:  # reported by the test
+        except BaseException as error:  # noqa: BLE001 - reported by the test
             errors.append(error)
 
     threads = [threading.Thread(target=send, args=(m,)) for m in messages]
@@ -120,9 +120,8 @@ def test_the_database_refuses_a_second_open_conversation(services: Services) -> 
     pseudonym = "p" * 20
     with services.factory() as session, session.begin():
         session.add(Conversation(channel=Channel.sms, pseudonym=pseudonym, themes=[]))
-    with pytest.raises(IntegrityError):
-        with services.factory() as session, session.begin():
-            session.add(Conversation(channel=Channel.sms, pseudonym=pseudonym, themes=[]))
+    with pytest.raises(IntegrityError), services.factory() as session, session.begin():
+        session.add(Conversation(channel=Channel.sms, pseudonym=pseudonym, themes=[]))
     # Another channel, or a closed one, is fine.
     with services.factory() as session, session.begin():
         session.add(Conversation(channel=Channel.whatsapp, pseudonym=pseudonym, themes=[]))
@@ -137,12 +136,12 @@ def test_migration_closes_older_open_duplicates(any_database_url: str) -> None:
     db.upgrade(any_database_url, "0006")
     engine = db.make_engine(any_database_url)
     rows = [  # id, pseudonym, status, created_at
-        ("c-old-bot", "ouder-a", "bot", datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)),
-        ("c-new-bot", "ouder-a", "bot", datetime(2026, 12, 1, 8, 0, 1, tzinfo=timezone.utc)),
-        ("c-claimed", "ouder-b", "claimed", datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)),
-        ("c-queued", "ouder-b", "queued", datetime(2026, 12, 1, 8, 0, 2, tzinfo=timezone.utc)),
-        ("c-closed", "ouder-b", "closed", datetime(2026, 11, 1, 8, 0, tzinfo=timezone.utc)),
-        ("c-alone", "ouder-c", "queued", datetime(2026, 12, 1, 8, 0, tzinfo=timezone.utc)),
+        ("c-old-bot", "ouder-a", "bot", datetime(2026, 12, 1, 8, 0, tzinfo=UTC)),
+        ("c-new-bot", "ouder-a", "bot", datetime(2026, 12, 1, 8, 0, 1, tzinfo=UTC)),
+        ("c-claimed", "ouder-b", "claimed", datetime(2026, 12, 1, 8, 0, tzinfo=UTC)),
+        ("c-queued", "ouder-b", "queued", datetime(2026, 12, 1, 8, 0, 2, tzinfo=UTC)),
+        ("c-closed", "ouder-b", "closed", datetime(2026, 11, 1, 8, 0, tzinfo=UTC)),
+        ("c-alone", "ouder-c", "queued", datetime(2026, 12, 1, 8, 0, tzinfo=UTC)),
     ]
     with engine.begin() as connection:
         for conversation_id, pseudonym, status, created in rows:
@@ -154,7 +153,7 @@ def test_migration_closes_older_open_duplicates(any_database_url: str) -> None:
         connection.execute(text(
             "INSERT INTO handoffs (id, conversation_id, queue, priority, reason, status, created_at) "
             "VALUES ('h-1', 'c-queued', 'volunteer', 3, 'x', 'queued', :c)"),
-            {"c": datetime(2026, 12, 1, 8, 0, 2, tzinfo=timezone.utc)})
+            {"c": datetime(2026, 12, 1, 8, 0, 2, tzinfo=UTC)})
     db.upgrade(any_database_url)
     with engine.connect() as connection:
         status = dict(connection.execute(text("SELECT id, status FROM conversations")).all())

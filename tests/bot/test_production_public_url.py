@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import REPO_ROOT, load_settings, public_base_url_problem
+from bot.config import load_settings, public_base_url_problem
 from bot.errors import ConfigError
 
 GOOD_KEY = secrets.token_urlsafe(32)
@@ -100,7 +100,7 @@ def test_the_service_refuses_to_start_in_one_line(tmp_path: Path) -> None:
                 "OUDERTELEFOON_VAR_DIR": str(tmp_path / "var"),
                 "PUBLIC_BASE_URL": "http://127.0.0.1:8000", "NLU_BACKEND": "embedded"})
     result = subprocess.run([sys.executable, "-m", "bot.cli", "serve", "--no-worker", "--port", "0"],
-                            capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
+                            check=False, capture_output=True, text=True, env=env, timeout=60, cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and "PUBLIC_BASE_URL" in lines[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import func, select
 
@@ -25,7 +25,7 @@ def test_purge_deletes_old_transcripts_and_addresses(any_database_url: str) -> N
     db.upgrade(any_database_url)
     engine = db.make_engine(any_database_url)
     factory = db.session_factory(engine)
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     with db.transaction(factory) as session:
         for name, age in (("old", 31), ("fresh", 29)):
             conversation = Conversation(
@@ -64,7 +64,7 @@ def test_purge_deletes_sent_reply_copies_of_gone_and_old_conversations(any_datab
     db.upgrade(any_database_url)
     engine = db.make_engine(any_database_url)
     factory = db.session_factory(engine)
-    now = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+    now = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
     with db.transaction(factory) as session:
         for name, age in (("old", 31), ("fresh", 1)):
             conversation = Conversation(channel=Channel.web, pseudonym=name, created_at=now - timedelta(days=age),

@@ -30,7 +30,7 @@ PAGE_HTML = b"""<!doctype html>
 
 
 class _Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_GET(self) -> None:
         if self.path not in ("/", "/index.html"):
             self.send_error(404)
             return

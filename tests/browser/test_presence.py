@@ -122,7 +122,7 @@ def the_acute_conversation(live: LiveServer) -> Conversation:
 
 
 def test_a_volunteer_takes_an_acute_parent_then_goes_away_comes_back_and_logs_out(
-    browser: Browser, contexts: list[BrowserContext], live: LiveServer,  # noqa: F811 (fixture)
+    browser: Browser, contexts: list[BrowserContext], live: LiveServer,
     clock: Clock, hours: Hours, artifacts_dir: Path
 ) -> None:
     make_user(live, "sanne", "Sanne", Role.volunteer)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
@@ -58,7 +58,7 @@ def seed(live: Live) -> None:
     zone = ZoneInfo(live.settings.timezone)
     with db.transaction(live.services.factory) as session:
         for offset, counts in ((0, KNOWN_DAY), (1, NEXT_DAY)):
-            noon = datetime.combine(known_day(live) + timedelta(days=offset), time(12), zone).astimezone(timezone.utc)
+            noon = datetime.combine(known_day(live) + timedelta(days=offset), time(12), zone).astimezone(UTC)
             for channel, n in counts.items():
                 for _ in range(n):
                     session.add(ContactFact(hour=noon, channel=channel, themes=[], catalogue_given=[]))

@@ -99,7 +99,7 @@ def test_a_token_the_server_did_not_make_is_replaced(
     page.locator(BOTS).first.wait_for(timeout=WAIT_MS)
     assert texts(page, PARENTS) == ["hoi"]
     assert parent_texts_in_db(live) == ["hoi"]
-    cookie = [c for c in page.context.cookies() if c["name"] == "ot_chat"][0]
+    cookie = next(c for c in page.context.cookies() if c["name"] == "ot_chat")
     assert cookie["value"] != "A" * 32 + "." + "B" * 32
     assert "verlopen" not in page.get_by_role("status").inner_text()
     shot(page, artifacts_dir, "01-new-token")

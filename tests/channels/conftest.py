@@ -28,7 +28,7 @@ def run_async(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     def target() -> None:
         try:
             box.append(asyncio.run(make()))
-        except BaseException as error:  # handed back to the caller
+        except BaseException as error:  # noqa: BLE001 - handed back to the caller
             errors.append(error)
 
     thread = threading.Thread(target=target)

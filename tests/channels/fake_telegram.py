@@ -13,7 +13,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 BOT_USER = {
@@ -30,9 +30,9 @@ BOT_USER = {
 
 # What the real API answers in each failure mode.
 FAILURES: dict[str, tuple[int, Any]] = {
-    "down": (502, "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
+    "down": (502, ("<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
                   "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx/1.18.0</center>"
-                  "\r\n</body>\r\n</html>\r\n"),
+                  "\r\n</body>\r\n</html>\r\n")),
     "server_error": (500, {"ok": False, "error_code": 500, "description": "Internal Server Error"}),
     "flood": (429, {"ok": False, "error_code": 429, "description": "Too Many Requests: retry after 3",
                     "parameters": {"retry_after": 3}}),
@@ -70,7 +70,7 @@ class FakeTelegram:
 
     # control -----------------------------------------------------------------------------------
 
-    def start(self) -> "FakeTelegram":
+    def start(self) -> FakeTelegram:
         fake = self
 
         class Handler(_Handler):
@@ -94,7 +94,7 @@ class FakeTelegram:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
-    def __enter__(self) -> "FakeTelegram":
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

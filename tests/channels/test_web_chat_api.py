@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
 import uuid
 from datetime import timedelta
 
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
-from bot.storage.models import Conversation, ConversationStatus, Message, Outbox, QueueName
 from bot.config import Settings
+from bot.storage.models import Conversation, ConversationStatus, Message, Outbox, QueueName
 from bot.triage.engine import Triage
 from bot.web.app import Services, build_services, create_app
 from tests.channels.conftest import deliver, outbox_rows, run_async
@@ -113,7 +114,7 @@ def test_a_burst_is_slowed_not_dropped(client: TestClient, services: Services) -
         say(client, text)
     rows = sorted(outbox_rows(services), key=lambda r: r.scheduled_at)
     assert len(rows) >= 4
-    gaps = [(b.scheduled_at - a.scheduled_at).total_seconds() for a, b in zip(rows, rows[1:])]
+    gaps = [(b.scheduled_at - a.scheduled_at).total_seconds() for a, b in itertools.pairwise(rows)]
     assert max(gaps) >= 4.9  # later replies wait their turn
     assert deliver(services) < len(rows)  # not all due yet; none lost
     assert all(r.status.value in {"pending", "sent"} for r in outbox_rows(services))

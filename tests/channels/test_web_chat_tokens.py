@@ -182,7 +182,7 @@ def test_limits_by_the_address_a_trusted_proxy_gives(settings: Settings, triage:
 
 def test_limits_off_when_set_to_zero(settings: Settings, triage: Triage) -> None:
     with chat_app(settings, triage, web_chat_per_chat=0, web_chat_per_address=0,
-                  web_chat_new_per_address=0) as (client, services):
+                  web_chat_new_per_address=0) as (client, _services):
         for _ in range(12):
             client.cookies.clear()
             client.get("/chat")

@@ -12,7 +12,7 @@ import threading
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
-from typing import Any, TypeVar
+from typing import Self, TypeVar
 
 import pytest
 import redis
@@ -76,12 +76,12 @@ class Listener:
         name = f"{self.prefix}-events"
         return [c["id"] for c in self.client.client_list() if c.get("name") == name]
 
-    async def __aenter__(self) -> Listener:
+    async def __aenter__(self) -> Self:
         self.task = asyncio.create_task(self._run())
         await eventually(lambda: self.subscribers() >= 1)
         return self
 
-    async def __aexit__(self, *exc: Any) -> None:
+    async def __aexit__(self, *exc: object) -> None:
         assert self.task is not None
         self.task.cancel()
         with pytest.raises(asyncio.CancelledError):

@@ -284,7 +284,7 @@ def test_two_processes_at_once_send_one_sms(oc_settings: Settings, oc_services: 
             barrier.wait()
             try:
                 results.append(checker.check(conversation_id))
-            except BaseException as error:  # handed to the assertion below
+            except BaseException as error:  # noqa: BLE001 - handed to the assertion below
                 errors.append(error)
 
         threads = [threading.Thread(target=run, args=(c,)) for c in checkers]

@@ -420,4 +420,4 @@ def test_reasons_in_words_a_volunteer_understands() -> None:
     assert risk_reason("rule:suicide_words") == "de ouder schreef over: woorden over zelfdoding"
     assert risk_reason("rule:distress (negated)") == ""
     for text in (urgency_headline(urgency(r, d)) for r in (Risk.high, Risk.acute) for d in Danger):
-        assert not re.search(r"model|prioriteit|geen$", text, re.I), text
+        assert not re.search(r"model|prioriteit|geen$", text, re.IGNORECASE), text

@@ -7,7 +7,15 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.retention import purge
-from bot.storage.models import ContactFact, ContactTheme, Conversation, QueueName, Role, Verdict, utcnow
+from bot.storage.models import (
+    ContactFact,
+    ContactTheme,
+    Conversation,
+    QueueName,
+    Role,
+    Verdict,
+    utcnow,
+)
 from bot.web.app import Services
 from handoff.desk import Outcome
 from tests.channels.conftest import services  # noqa: F401 (a fixture)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -19,7 +19,7 @@ from bot.storage.models import Channel, ContactFact, Correction, Role, utcnow
 from bot.triage.nludata import load, load_training
 from stats import learning
 
-NOW = datetime(2026, 11, 22, 12, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 PHONE = re.compile(r"\d[\d\s-]{7,}\d")
 
 

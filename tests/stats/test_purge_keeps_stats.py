@@ -7,7 +7,7 @@ moved past RETENTION_DAYS.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -124,7 +124,7 @@ def test_the_purge_cutoff_follows_the_moved_clock(services: Services, monkeypatc
     """One day short of the retention period nothing is purged; one day past it, it is."""
     parent = Parent(services)
     parent.says("waar vind ik een verloskundige")
-    start = datetime.now(timezone.utc)
+    start = datetime.now(UTC)
     days = services.settings.retention_days
     monkeypatch.setattr(app_module, "utcnow", lambda: start + timedelta(days=days - 1))
     purge_now(services)

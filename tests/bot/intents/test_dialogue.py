@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,7 +16,7 @@ from bot.storage.models import ConversationStatus, QueueName
 from bot.triage.engine import Triage
 from handoff.interfaces import WaitEstimate
 
-NOW = datetime(2026, 11, 22, 14, 0, tzinfo=timezone.utc)  # 15:00 in Amsterdam
+NOW = datetime(2026, 11, 22, 14, 0, tzinfo=UTC)  # 15:00 in Amsterdam
 ZONE = ZoneInfo("Europe/Amsterdam")
 TEXTS = Texts.load(REPO_ROOT / "data" / "messages")
 CATALOGUE = load_catalogue(REPO_ROOT / "data" / "aanbod")
@@ -33,8 +33,8 @@ def context(people: int = 1, minutes: int | None = 12, next_shift: datetime | No
 
 
 def view(**changes: object) -> ConversationView:
-    base = dict(welcomed=True, status=ConversationStatus.bot, awaiting=None, language="nl",
-                queue=None, priority=None, waiting_notice_at=None)
+    base = {"welcomed": True, "status": ConversationStatus.bot, "awaiting": None, "language": "nl",
+                "queue": None, "priority": None, "waiting_notice_at": None}
     base.update(changes)
     return ConversationView(**base)  # type: ignore[arg-type]
 

@@ -4,7 +4,7 @@ the same entries spoken on the phone; only numbers the catalogue and data/messag
 from __future__ import annotations
 
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -33,7 +33,7 @@ MESSAGES = REPO_ROOT / "data" / "messages"
 TEXTS = Texts.load(MESSAGES)
 GUIDANCE = Guidance.load(MESSAGES / "guidance.yml")
 CATALOGUE = load_catalogue(REPO_ROOT / "data" / "aanbod")
-NOW = datetime(2026, 11, 22, 21, 30, tzinfo=timezone.utc)  # 22:30 in Amsterdam
+NOW = datetime(2026, 11, 22, 21, 30, tzinfo=UTC)  # 22:30 in Amsterdam
 ZONE = ZoneInfo("Europe/Amsterdam")
 OTHER = [code for code in GUIDANCE_LANGUAGES if code not in ("nl", "en")]
 _DIGITS = re.compile(r"\d[\d\- ]*\d|\d")
@@ -157,7 +157,7 @@ def test_guidance_first_in_the_first_reply_in_the_parents_language(kind: str, co
 
 
 def test_acute_with_nobody_online_says_so_and_what_to_do_now() -> None:
-    tomorrow = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
+    tomorrow = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
     decision = decide(first_view(), Incoming(text="...", triage=result("suicide", Risk.acute, "nl")),
                       context(people=0, next_shift=tomorrow))
     last = decision.replies[-1]

@@ -75,11 +75,10 @@ def test_models_store_and_cascade(any_database_url: str) -> None:
         assert stored.messages[0].text == "huur 😟"
 
     # A repeated webhook delivery cannot store a second message.
-    with pytest.raises(IntegrityError):
-        with db.transaction(factory) as session:
-            session.add(Message(conversation_id=conversation_id, channel=Channel.sms,
-                                direction=Direction.inbound, author=Author.parent,
-                                provider_message_id="SM1", text="dubbel"))
+    with pytest.raises(IntegrityError), db.transaction(factory) as session:
+        session.add(Message(conversation_id=conversation_id, channel=Channel.sms,
+                            direction=Direction.inbound, author=Author.parent,
+                            provider_message_id="SM1", text="dubbel"))
 
     # No plain address anywhere in the database.
     with engine.connect() as connection:
@@ -100,12 +99,11 @@ def test_models_store_and_cascade(any_database_url: str) -> None:
 def test_unknown_enum_value_is_refused(any_database_url: str) -> None:
     db.upgrade(any_database_url)
     engine = db.make_engine(any_database_url)
-    with pytest.raises(IntegrityError):
-        with engine.begin() as connection:
-            connection.execute(text(
-                "INSERT INTO conversations (id, channel, pseudonym, language, status, themes, "
-                "highest_risk, route, welcomed, created_at, updated_at) VALUES "
-                "('x', 'fax', 'p', 'nl', 'bot', '[]', 'none', 'bot', false, "
-                "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
-            ))
+    with pytest.raises(IntegrityError), engine.begin() as connection:
+        connection.execute(text(
+            "INSERT INTO conversations (id, channel, pseudonym, language, status, themes, "
+            "highest_risk, route, welcomed, created_at, updated_at) VALUES "
+            "('x', 'fax', 'p', 'nl', 'bot', '[]', 'none', 'bot', false, "
+            "CURRENT_TIMESTAMP, CURRENT_TIMESTAMP)"
+        ))
     engine.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-
 from pathlib import Path
 
 from bot.config import Settings, load_settings

@@ -25,7 +25,7 @@ PAYLOAD = (Path(__file__).parents[2] / "payloads" / "rasa_parse_money.json").rea
 class _Rasa(BaseHTTPRequestHandler):
     mode = "ok"
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         length = int(self.headers.get("Content-Length", 0))
         body = json.loads(self.rfile.read(length))
         assert self.path == "/model/parse" and "text" in body

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import ClassVar
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -29,9 +30,9 @@ TOKEN = secrets.token_urlsafe(32)
 class _TokenRasa(BaseHTTPRequestHandler):
     """Answers /model/parse like Rasa 3.6 started with `--auth-token TOKEN`: 401 without it."""
 
-    tokens_seen: list[str | None] = []
+    tokens_seen: ClassVar[list[str | None]] = []
 
-    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+    def do_POST(self) -> None:
         parts = urlsplit(self.path)
         token = parse_qs(parts.query).get("token", [None])[0]
         type(self).tokens_seen.append(token)

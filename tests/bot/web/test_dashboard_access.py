@@ -85,7 +85,7 @@ def concrete(path: str, conversation_id: str) -> str:
 
 
 @pytest.fixture
-def app(settings: Settings, services: Services) -> FastAPI:  # noqa: F811 (fixture)
+def app(settings: Settings, services: Services) -> FastAPI:
     return dashboard_app(settings, services)
 
 
@@ -96,7 +96,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 @pytest.fixture
-def waiting(client: TestClient, services: Services) -> str:  # noqa: F811 (fixture)
+def waiting(client: TestClient, services: Services) -> str:
     """A conversation waiting in the volunteer queue."""
     client.get("/chat")
     parent_says(client, "Ik wil graag met iemand praten, ik voel me zo alleen", "1")
@@ -134,7 +134,7 @@ def test_anonymous_requests_are_refused(app: FastAPI, client: TestClient, waitin
 
 
 def test_coordinator_routes_refuse_other_roles(
-    app: FastAPI, client: TestClient, services: Services, waiting: str  # noqa: F811 (fixture)
+    app: FastAPI, client: TestClient, services: Services, waiting: str
 ) -> None:
     routes = [r for r in dashboard_routes(app) if coordinator_only(*r)]
     assert len(routes) >= 6
@@ -159,7 +159,7 @@ def test_coordinator_routes_refuse_other_roles(
 
 
 def test_every_post_needs_the_csrf_token(
-    app: FastAPI, client: TestClient, services: Services, waiting: str  # noqa: F811 (fixture)
+    app: FastAPI, client: TestClient, services: Services, waiting: str
 ) -> None:
     posts = [path for method, path in dashboard_routes(app) if method == "POST"]
     assert len(posts) >= 12
@@ -202,7 +202,7 @@ def test_every_post_needs_the_csrf_token(
 
 
 def test_a_volunteer_cannot_take_a_professional_conversation(
-    app: FastAPI, client: TestClient, services: Services  # noqa: F811 (fixture)
+    app: FastAPI, client: TestClient, services: Services
 ) -> None:
     # A parent who chose a professional, without danger: for professionals only, even with no
     # professional present (only acute and high conversations are for everyone on shift).
@@ -237,7 +237,7 @@ def test_a_volunteer_cannot_take_a_professional_conversation(
 
 
 def test_an_acute_conversation_is_seen_by_a_volunteer_but_taken_by_the_professional_present(
-    app: FastAPI, client: TestClient, services: Services  # noqa: F811 (fixture)
+    app: FastAPI, client: TestClient, services: Services
 ) -> None:
     professional = staff(app, services, Role.professional, display_name="Mark")
     professional.post("/dashboard/shift", {"action": "start"})
@@ -252,8 +252,8 @@ def test_an_acute_conversation_is_seen_by_a_volunteer_but_taken_by_the_professio
 
     # In the volunteer's list, with who takes care, and without "Oppakken".
     queue = volunteer.client.get("/dashboard")
-    row = re.search(r'<li class="row acute[^"]*"[^>]*data-conversation="%s".*?</li>' % conversation.id,
-                    queue.text, re.S)
+    row = re.search(rf'<li class="row acute[^"]*"[^>]*data-conversation="{conversation.id}".*?</li>',
+                    queue.text, re.DOTALL)
     assert row, queue.text
     assert "In dienst: Mark" in text_of(row.group(0)) and "/claim" not in row.group(0)
     # The card too (audited), saying who takes care; claiming it is the professional's.
@@ -271,5 +271,5 @@ def test_an_acute_conversation_is_seen_by_a_volunteer_but_taken_by_the_professio
     # Once Mark has it, the volunteer sees that (who takes care), not the transcript.
     taken = volunteer.client.get(url)
     assert taken.status_code == 409 and "opgepakt door Mark" in text_of(taken.text)
-    others = re.search(r'id="list-others".*?</ul>', volunteer.client.get("/dashboard").text, re.S)
+    others = re.search(r'id="list-others".*?</ul>', volunteer.client.get("/dashboard").text, re.DOTALL)
     assert others and conversation.id in others.group(0) and "Opgepakt door Mark" in text_of(others.group(0))

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from bot.config import Settings
 from bot.storage.models import (
     AuditLog,
-    Conversation,
     ConversationStatus,
     QueueName,
     Role,
@@ -60,7 +59,7 @@ def clock(services: Services) -> Clock:
 
 
 @pytest.fixture
-def app(settings: Settings, services: Services) -> FastAPI:  # noqa: F811 (fixture)
+def app(settings: Settings, services: Services) -> FastAPI:
     return dashboard_app(settings, services)
 
 
@@ -77,10 +76,10 @@ def open_shift(services: Services, user_id: str) -> Shift | None:
 
 def people_rows(page: str) -> dict[str, str]:
     """The 'Wie is in dienst' list: name -> its row's text."""
-    block = re.search(r'<ul class="people".*?</ul>', page, re.S)
+    block = re.search(r'<ul class="people".*?</ul>', page, re.DOTALL)
     if block is None:
         return {}
-    rows = re.findall(r'<li class="person-row[^"]*".*?</li>', block.group(0), re.S)
+    rows = re.findall(r'<li class="person-row[^"]*".*?</li>', block.group(0), re.DOTALL)
     out = {}
     for row in rows:
         name = re.search(r'<span class="name">([^<]+)</span>', row)
@@ -183,8 +182,8 @@ def test_the_acute_card_for_a_volunteer_with_no_professional_present(
     url = f"/dashboard/conversations/{conversation.id}"
 
     queue = volunteer.client.get("/dashboard").text
-    row = re.search(r'<li class="row acute[^"]*"[^>]*data-conversation="%s".*?</li>' % conversation.id,
-                    queue, re.S)
+    row = re.search(rf'<li class="row acute[^"]*"[^>]*data-conversation="{conversation.id}".*?</li>',
+                    queue, re.DOTALL)
     assert row and f'action="{url}/claim"' in row.group(0)  # hers to take now
     assert "Prioriteit" not in text_of(queue)
 

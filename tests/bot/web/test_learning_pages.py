@@ -23,7 +23,7 @@ from tests.people import Parent, person
 
 
 @pytest.fixture
-def app(settings: Settings, services: Services) -> FastAPI:  # noqa: F811 (fixture)
+def app(settings: Settings, services: Services) -> FastAPI:
     app = dashboard_app(settings, services)
     if not any(path == "/dashboard/stats/corrections" for path, _ in app_routes(app)):
         app.include_router(build_router(Jinja2Templates(directory=WEB_DIR / "templates")))
@@ -37,7 +37,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 
 
 def test_a_coordinator_reviews_corrections(app: FastAPI, client: TestClient,
-                                           services: Services) -> None:  # noqa: F811 (fixture)
+                                           services: Services) -> None:
     # A real correction: a volunteer closes with other themes than the bot's.
     parent = Parent(services)
     parent.says("Ik ben Fatima, bel me op 06-12345678")
@@ -88,13 +88,13 @@ def test_a_coordinator_reviews_corrections(app: FastAPI, client: TestClient,
 
 
 def cell(page: str, row_id: str) -> list[str]:
-    row = re.search(rf'<tr id="dienst-{row_id}"[^>]*>(.*?)</tr>', page, re.S)
+    row = re.search(rf'<tr id="dienst-{row_id}"[^>]*>(.*?)</tr>', page, re.DOTALL)
     assert row, row_id
-    return [text_of(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row.group(1), re.S)]
+    return [text_of(c) for c in re.findall(r"<t[hd][^>]*>(.*?)</t[hd]>", row.group(1), re.DOTALL)]
 
 
 def test_the_catalogue_view_counts_use_and_flags_entries(
-    app: FastAPI, client: TestClient, services: Services  # noqa: F811 (fixture)
+    app: FastAPI, client: TestClient, services: Services
 ) -> None:
     hour = utcnow().replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
     with services.factory() as session, session.begin():

@@ -97,7 +97,7 @@ def test_success_gives_the_address_its_attempt_back(services: Services) -> None:
 
 
 @pytest.mark.parametrize("name", ["beheer\x00der", "\x00", "ik\x00' OR 1=1 --"])
-def test_a_nul_in_the_login_name_is_a_failed_login(services: Services, client: TestClient,  # noqa: F811
+def test_a_nul_in_the_login_name_is_a_failed_login(services: Services, client: TestClient,
                                                    caplog: pytest.LogCaptureFixture,
                                                    name: str) -> None:
     add(services, "beheerder", Role.coordinator)

@@ -84,7 +84,7 @@ def test_hsts_and_secure_cookies_over_https(settings: Settings, services: Servic
             response = client.get(path)
             assert response.headers["strict-transport-security"].startswith("max-age=")
             cookies = response.headers.get_list("set-cookie")
-            assert cookies and all(re.search(r";\s*secure\b", c, re.I) for c in cookies), cookies
+            assert cookies and all(re.search(r";\s*secure\b", c, re.IGNORECASE) for c in cookies), cookies
 
 
 def test_https_from_a_trusted_proxy_counts(settings: Settings, services: Services) -> None:
@@ -96,7 +96,7 @@ def test_https_from_a_trusted_proxy_counts(settings: Settings, services: Service
                                                  "X-Forwarded-For": "203.0.113.9"})
             assert "strict-transport-security" in response.headers
             cookies = response.headers.get_list("set-cookie")
-            assert cookies and all(re.search(r";\s*secure\b", c, re.I) for c in cookies)
+            assert cookies and all(re.search(r";\s*secure\b", c, re.IGNORECASE) for c in cookies)
 
 
 def test_forwarded_headers_from_anyone_else_are_ignored(settings: Settings,
@@ -105,7 +105,7 @@ def test_forwarded_headers_from_anyone_else_are_ignored(settings: Settings,
         response = client.get("/chat", headers={"X-Forwarded-Proto": "https"})
         assert "strict-transport-security" not in response.headers
         cookies = response.headers.get_list("set-cookie")
-        assert cookies and not any(re.search(r";\s*secure\b", c, re.I) for c in cookies)
+        assert cookies and not any(re.search(r";\s*secure\b", c, re.IGNORECASE) for c in cookies)
 
 
 def test_api_docs_only_outside_production(settings: Settings, services: Services) -> None:

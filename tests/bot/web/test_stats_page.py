@@ -22,7 +22,7 @@ from tests.bot.web.test_dashboard import FETCH, app_routes, dashboard_app, staff
 from tests.channels.conftest import services  # noqa: F401 (a fixture)
 
 
-def stats_app(settings: Settings, services: Services) -> FastAPI:  # noqa: F811 (fixture name)
+def stats_app(settings: Settings, services: Services) -> FastAPI:
     """The real app, with the statistics router included if the app does not mount it yet."""
     app = dashboard_app(settings, services)
     if not any(path == "/dashboard/stats" for path, _ in app_routes(app)):
@@ -33,7 +33,7 @@ def stats_app(settings: Settings, services: Services) -> FastAPI:  # noqa: F811 
 
 
 @pytest.fixture
-def app(settings: Settings, services: Services) -> FastAPI:  # noqa: F811 (fixture)
+def app(settings: Settings, services: Services) -> FastAPI:
     return stats_app(settings, services)
 
 
@@ -43,7 +43,7 @@ def client(app: FastAPI) -> Iterator[TestClient]:
         yield test_client
 
 
-def seed(services: Services) -> None:  # noqa: F811 (fixture name)
+def seed(services: Services) -> None:
     """Yesterday: 12 contacts about money on WhatsApp, 3 about addiction by phone (a small cell)."""
     hour = (utcnow() - timedelta(days=1)).replace(minute=0, second=0, microsecond=0)
     with db.transaction(services.factory) as session:
@@ -61,7 +61,7 @@ def visible_text(html: str) -> str:
     return re.sub(r"<[^>]+>", " ", html)
 
 
-def test_only_coordinators_see_the_statistics(app: FastAPI, client: TestClient, services: Services) -> None:  # noqa: F811
+def test_only_coordinators_see_the_statistics(app: FastAPI, client: TestClient, services: Services) -> None:
     client.cookies.clear()
     assert client.get("/dashboard/stats", follow_redirects=False, headers={"Accept": "text/html"}).status_code == 303
     assert client.get("/dashboard/stats/export/risk.csv", headers=FETCH).status_code == 401
@@ -76,7 +76,7 @@ def test_only_coordinators_see_the_statistics(app: FastAPI, client: TestClient, 
 
 
 def test_the_page_shows_charts_tables_and_no_small_numbers(
-    app: FastAPI, client: TestClient, services: Services  # noqa: F811
+    app: FastAPI, client: TestClient, services: Services
 ) -> None:
     seed(services)
     coordinator = staff(app, services, Role.coordinator)
@@ -89,19 +89,19 @@ def test_the_page_shows_charts_tables_and_no_small_numbers(
     for key in ("contacts_per_day", "themes_per_week", "waiting_per_queue_week", "confusion"):
         assert f'href="/dashboard/stats/export/{key}.csv?period=7"' in html
 
-    themes = re.search(r'<table class="stats" id="t-themes_per_week">.*?</table>', html, re.S)
+    themes = re.search(r'<table class="stats" id="t-themes_per_week">.*?</table>', html, re.DOTALL)
     assert themes is not None
-    row = re.search(r"<tr><th scope=\"row\">verslaving</th>(.*?)</tr>", themes.group(0), re.S)
+    row = re.search(r"<tr><th scope=\"row\">verslaving</th>(.*?)</tr>", themes.group(0), re.DOTALL)
     assert row is not None and "&lt;5" in row.group(1)
     cells = re.findall(r"<td>([^<]*)</td>", row.group(1))
     assert "3" not in cells and "&lt;5" in cells
-    geld = re.search(r"<tr><th scope=\"row\">geld</th>(.*?)</tr>", themes.group(0), re.S)
+    geld = re.search(r"<tr><th scope=\"row\">geld</th>(.*?)</tr>", themes.group(0), re.DOTALL)
     assert geld is not None and "<td>12</td>" in geld.group(1)
     # Nowhere on the page is a 3 shown as a number: not in a table cell, chart label or tooltip.
     for cell in re.findall(r"<td>([^<]*)</td>", html):
         assert cell.strip() != "3"
     # The waiting chart's panels have their own minute axes (0, 3, 6, ...): a scale, not a count.
-    waiting = re.search(r'<section[^>]*id="s-waiting_per_queue_week".*?</section>', html, re.S)
+    waiting = re.search(r'<section[^>]*id="s-waiting_per_queue_week".*?</section>', html, re.DOTALL)
     assert waiting is not None and '<text class="axis"' in waiting.group(0)
     counted = html.replace(
         waiting.group(0), re.sub(r'<text class="axis"[^>]*>[^<]*</text>', "", waiting.group(0))
@@ -122,7 +122,7 @@ def test_the_page_shows_charts_tables_and_no_small_numbers(
             assert "3" not in line, (key, line)
 
 
-def test_filters_and_custom_period(app: FastAPI, client: TestClient, services: Services) -> None:  # noqa: F811
+def test_filters_and_custom_period(app: FastAPI, client: TestClient, services: Services) -> None:
     seed(services)
     coordinator = staff(app, services, Role.coordinator)
     page = coordinator.client.get("/dashboard/stats?period=30&channel=whatsapp")
