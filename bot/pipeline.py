@@ -33,6 +33,8 @@ from bot.config import Settings
 from bot.errors import OudertelefoonError
 from bot.hours import parse_hours
 from bot.intents.catalogue import Catalogue
+from bot.intents.call import (CallContext, CallOutcome, CallStep, CallTurn, CallView, decide_call,
+                             heard, load_voice_texts)
 from bot.intents.dialogue import ConversationView, Decision, DialogueContext, Incoming, decide
 from bot.intents.messages import Texts
 from bot.privacy import mask
@@ -587,6 +589,95 @@ class Pipeline:
         if ids:
             logger.info("recovered %d unhandled message(s)", len(ids))
         return len(ids)
+
+    # 4. a call turn (bot.channels.voice) ---------------------------------------------------
+    # A phone call goes through the same boundary as a chat message: the caller's words are
+    # stored by `receive`, triaged by the same triage, decided by `decide_call` (beside `decide`,
+    # same danger kinds, queue rule and texts) and applied here, in one transaction: the handled
+    # mark, the facts, the queue (through `_apply`) and the desk's update after the commit. The
+    # voice adapter only renders the decision; when anything fails there, it asks for
+    # CallStep.failed: the spoken emergency numbers and the queue.
+
+    def call_turn(self, turn: CallTurn, inbound: InboundMessage | None = None, *,
+                  conversation_id: str | None = None, call_sid: str | None = None,
+                  reachable: frozenset[QueueName] = frozenset()) -> CallOutcome:
+        """One turn of a call. `inbound`: the caller's words, or a key (no text, media voice),
+        stored once per call step; `conversation_id`: the call's conversation when the turn
+        brings no words (a <Dial> that ended, a key after hours); `reachable`: the queues with
+        someone present to ring (the adapter looks them up: it needs their numbers to dial)."""
+        if self.fault == "call_down":
+            raise InjectedFault("injected crash: calls cannot be handled at all")
+        now = self.clock()
+        result: TriageResult | None = None
+        if inbound is not None and inbound.text.strip() and turn.step in (CallStep.words,
+                                                                           CallStep.failed):
+            try:
+                result = self.triage.run(inbound.text)  # before any lock
+            except Exception as error:
+                if turn.step is not CallStep.failed:
+                    raise
+                # The fallback still queues the words, by the risk known so far.
+                logger.error("triage failed in a call's fallback (%s)", type(error).__name__)
+            if result is not None and turn.step is CallStep.words and not heard(
+                    result, turn.confidence, self.settings.voice_speech_confidence):
+                return CallOutcome(None, None, heard=False)
+            if result is not None:
+                turn = turn.with_triage(result)
+        message_id: str | None = None
+        if inbound is not None:
+            received = self.receive(inbound)
+            if received.conversation_id is not None:
+                conversation_id, message_id = received.conversation_id, received.message_id
+            elif turn.step is not CallStep.failed:
+                return CallOutcome(None, None)  # blocked, or a replay of a call deleted since
+        if conversation_id is None:
+            return CallOutcome(None, None)
+        if self.fault == "call" and turn.step is not CallStep.failed:
+            raise InjectedFault("injected crash in a call turn, after storing")
+        with self.factory() as session, session.begin():
+            conversation = lock_conversation(session, conversation_id)
+            if conversation is None:
+                return CallOutcome(None, None)
+            if call_sid is not None and conversation.call_sid != call_sid[:64]:
+                conversation.call_sid = call_sid[:64]  # on the line: a claim redirects this call
+            message = session.get(Message, message_id) if message_id else None
+            if message is not None and message.handled_at is None:
+                conversation.welcomed = True  # the greeting was spoken
+                if result is not None:
+                    message.triage = result.stored()
+                    self.update_conversation(conversation, result)
+                if turn.language == "en" or (result is not None and result.language is Language.en):
+                    conversation.language = "en"
+                facts.on_message(session, conversation,
+                                 after_hours=not self.hours[QueueName.volunteer].is_open(now, self.zone))
+                message.handled_at = now  # answered by voice: nothing for the worker to send
+            context = CallContext(
+                voice=load_voice_texts(self.settings.messages_dir / "voice.yml"), texts=self.texts,
+                catalogue=self.catalogue, region=self.settings.region,
+                include_unverified=self.settings.include_unverified_catalogue, now=now,
+                zone=self.zone, reachable=reachable,
+                open_now={q: hours.is_open(now, self.zone) for q, hours in self.hours.items()},
+                next_opening={q: hours.next_opening(now, self.zone) for q, hours in self.hours.items()})
+            view = CallView(status=conversation.status, route=conversation.route,
+                            highest_risk=conversation.highest_risk,
+                            themes=tuple(conversation.themes or ()))
+            decision = decide_call(view, turn, context)
+            queued = decision.status is ConversationStatus.queued and decision.queue is not None
+            if queued:
+                anchor = message or session.scalar(
+                    select(Message).where(Message.conversation_id == conversation.id,
+                                          Message.author == Author.parent)
+                    .order_by(Message.created_at.desc()).limit(1))
+                assert anchor is not None  # a conversation is opened by a stored message
+                self._apply(session, conversation, anchor, Decision(
+                    status=ConversationStatus.queued, queue=decision.queue, priority=decision.priority,
+                    reason=decision.reason, awaiting=conversation.awaiting,
+                    welcomed=conversation.welcomed), now)
+            if decision.audit is not None:
+                session.add(AuditLog(action=decision.audit, conversation_id=conversation.id))
+            conversation_id = conversation.id
+        self._after((conversation_id, "queued" if queued else None), wake=False)
+        return CallOutcome(conversation_id, decision)
 
 
 def lock_conversation(session: Session, conversation_id: str) -> Conversation | None:

@@ -26,15 +26,13 @@ Every spoken text is in data/messages/voice.yml.
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import lru_cache
-from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
 import httpx
-import yaml
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import Response
 from sqlalchemy import select, update
@@ -45,32 +43,39 @@ from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
 from bot.channels.base import InboundMessage, MediaKind, clean_provider_id
 from bot.channels.twilio import verified_form
-from bot.errors import DataError, OudertelefoonError
 from bot.config import Settings
+from bot.errors import OudertelefoonError
+from bot.intents.call import (
+    CallDecision,
+    CallNext,
+    CallStep,
+    CallTurn,
+    VoiceTexts,
+    down_words,
+    load_voice_texts,
+)
 from bot.intents.catalogue import Catalogue, CatalogueEntry, render_entry
-from bot.intents.guidance import GUIDANCE_KINDS, Guidance, guidance_kind, spoken_number
+from bot.intents.guidance import GUIDANCE_KINDS, spoken, spoken_number
+from bot.labels import RISK_LABELS, THEME_LABELS
 from bot.pipeline import Pipeline
+from bot.rules import QueueName
 from bot.storage.models import (
     AuditLog,
     Author,
     Channel,
     Conversation,
-    ConversationStatus,
     Direction,
-    Handoff,
     Message,
     Outbox,
-    QueueName,
     Shift,
     User,
 )
-from bot.triage.engine import TriageResult
-from bot.triage.types import Language, Risk, Route, Theme
+from bot.triage.types import Language, Risk
 from bot.worker import wake
-from bot.labels import RISK_LABELS, THEME_LABELS
 from handoff.estimate import estimate_wait
-from bot.rules import PRIORITY, queue_for
 from stats import facts
+
+__all__ = ["VoiceTexts", "load_voice_texts", "spoken_number"]  # kept for older imports
 
 logger = logging.getLogger(__name__)
 
@@ -91,56 +96,10 @@ SPEECH_LANGUAGE = {"nl": "nl-NL", "en": "en-GB"}
 MAX_WHISPER_CHARS = 600
 # How many people one call rings, one after the other, before it waits in the queue.
 MAX_TRIES = 3
-# Which configured number a caller in danger may be connected to, by kind of danger.
-DIAL_TARGETS = {"suicide": "113", "violence_now": "veilig_thuis"}
 FINAL_CALL_STATUSES = {"completed", "busy", "no-answer", "failed", "canceled"}
 _E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 _ID = re.compile(r"^[0-9a-f-]{36}$")
 _SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-
-
-# Texts ------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class VoiceTexts:
-    """The spoken texts (data/messages/voice.yml): `nl`, `en` and the Dutch `whisper`."""
-
-    by_language: dict[str, dict[str, str]]
-    whisper: dict[str, str]
-    #: The emergency guidance: the same entries the chat shows (data/messages/guidance.yml),
-    #: spoken with the numbers digit by digit, so chat and phone cannot drift.
-    guidance: Guidance
-
-    def get(self, key: str, lang: str, **values: Any) -> str:
-        template = self.by_language["en" if lang == "en" else "nl"][key]
-        return template.format(**values) if values else template
-
-    def days(self, lang: str) -> list[str]:
-        return self.get("days", lang).split(",")
-
-
-@lru_cache(maxsize=4)
-def load_voice_texts(path: Path) -> VoiceTexts:
-    """Read and check voice.yml: both languages must have the same keys (DataError otherwise)."""
-    try:
-        document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise DataError(f"{path}: cannot read the voice texts: {error}") from None
-    if not isinstance(document, dict):
-        raise DataError(f"{path}: expected sections nl, en and whisper")
-    sections: dict[str, dict[str, str]] = {}
-    for name in ("nl", "en", "whisper"):
-        section = document.get(name)
-        if not isinstance(section, dict) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in section.items()):
-            raise DataError(f"{path}: key '{name}': expected a mapping of texts")
-        sections[name] = section
-    if set(sections["nl"]) != set(sections["en"]):
-        missing = sorted(set(sections["nl"]) ^ set(sections["en"]))
-        raise DataError(f"{path}: nl and en differ in keys: {', '.join(missing)}")
-    return VoiceTexts({"nl": sections["nl"], "en": sections["en"]}, sections["whisper"],
-                      Guidance.load(path.parent / "guidance.yml"))
 
 
 # The call -------------------------------------------------------------------------------------
@@ -223,7 +182,7 @@ def _decrypt_number(encrypted: bytes | None, vault: Any) -> str | None:
         return None
     try:
         number = vault.decrypt(encrypted).strip()
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - an old key or a bad row: no number, say why
         logger.warning("a phone number cannot be decrypted (%s)", type(error).__name__)
         return None
     return number if _E164.match(number) else None
@@ -333,6 +292,9 @@ class Line:
         self.pipeline: Pipeline = services.pipeline
         self.catalogue: Catalogue = services.catalogue
         self.now: datetime = self.pipeline.clock()
+        # For the safe fallback of this request: the caller's words and the call's conversation.
+        self.pending: InboundMessage | None = None
+        self.conversation_id: str | None = None
 
     # building blocks ---------------------------------------------------------------------------
 
@@ -342,9 +304,6 @@ class Line:
 
     def say(self, node: VoiceResponse | Gather, key: str, lang: str, **values: Any) -> None:
         node.say(self.texts.get(key, lang, **values), language=SPEECH_LANGUAGE[lang])
-
-    def say_guidance(self, node: VoiceResponse, kind: str, lang: str) -> None:
-        node.say(self.texts.guidance.spoken(kind, lang), language=SPEECH_LANGUAGE[lang])
 
     def gather(self, lang: str, action: str, *, speech: bool = True) -> Gather:
         if speech:
@@ -379,31 +338,27 @@ class Line:
         response.append(gather)
         return response
 
-    def menu(self, lang: str, attempt: int) -> VoiceResponse:
-        response = VoiceResponse()
+    def menu(self, lang: str, attempt: int, response: VoiceResponse | None = None) -> VoiceResponse:
+        response = response or VoiceResponse()
         gather = self.gather(lang, self.url(GATHER_PATH, attempt=str(attempt), lang=lang, mode="menu"),
                              speech=False)
         self.say(gather, "menu", lang)
         response.append(gather)
         return self.goodbye(response, lang, "no_input")
 
-    # 2. what the caller said or pressed ----------------------------------------------------------
+    # 2. what the caller said or pressed: a turn through the pipeline ------------------------------
 
     def gathered(self, call: Call, lang: str, attempt: int, mode: str, digits: str, speech: str,
                  confidence: float) -> VoiceResponse:
         if digits:
             return self.pressed(call, lang, attempt, mode, digits)
         if speech:
-            result = self.services.triage.run(speech)
-            acute = result.risk is Risk.acute or result.route is Route.emergency
-            # Low confidence: asked again, unless the words are about danger (safety first).
-            if confidence >= self.settings.voice_speech_confidence or acute:
-                if result.language is Language.en:
-                    lang = "en"
-                stored = self.store(call, f"{lang}-{mode or 'say'}{attempt}", speech, result, lang)
-                if stored is None:
-                    return self.goodbye(VoiceResponse(), lang)
-                return self.decide(call, stored, result, lang, mode)
+            # Low confidence: asked again (nothing stored), unless the words are about danger.
+            answered = self.turn(call, CallTurn(CallStep.words, mode=mode, language=lang,
+                                                confidence=confidence),
+                                 inbound=self.inbound(call, f"{lang}-{mode or 'say'}{attempt}", speech))
+            if answered is not None:
+                return answered
         if mode == "info" or attempt >= 2:
             return self.menu(lang, attempt + 1) if attempt < 4 else self.goodbye(
                 VoiceResponse(), lang, "no_input")
@@ -414,69 +369,112 @@ class Line:
         if key == "9":
             return self.ask("en", 1)
         if key in ("1", "2"):
-            stored = self.store(call, f"menu{key}", "", None, lang)
-            if stored is None:
-                return self.goodbye(VoiceResponse(), lang)
             queue = QueueName.volunteer if key == "1" else QueueName.professional
-            return self.connect(call, stored, queue, lang, theme=None)
+            answered = self.turn(call, CallTurn(CallStep.key, queue=queue, language=lang),
+                                 inbound=self.inbound(call, f"menu{key}", ""))
+            return answered or self.goodbye(VoiceResponse(), lang)
         if key == "3":
             return self.ask(lang, 1, "info_ask", mode="info")
         return self.menu(lang, attempt + 1) if attempt < 4 else self.goodbye(
             VoiceResponse(), lang, "no_input")
 
-    def decide(self, call: Call, conversation_id: str, result: TriageResult, lang: str,
-               mode: str) -> VoiceResponse:
-        kind = guidance_kind(result.risk, result.danger, result.risk_category)
-        if result.risk is Risk.acute or result.route is Route.emergency:
-            return self.acute(call, conversation_id, kind or "general", lang)
-        if mode == "info" or (result.route is Route.bot and result.theme is not Theme.none):
-            response = self.information(call, conversation_id, result.theme, lang, mode="info")
-        elif result.route is Route.bot:
-            # A greeting or unclear words: one more try, then the keys.
-            response = self.menu(lang, 3)
-        else:
-            response = self.connect(call, conversation_id, queue_for(result.route), lang, theme=result.theme)
-        if kind is not None:
-            # A medical or psychiatric danger at risk high: its guidance first, then the line goes on.
-            first = VoiceResponse()
-            self.say_guidance(first, kind, lang)
-            response.verbs[:0] = first.verbs
-        return response
+    def inbound(self, call: Call, step: str, text: str) -> InboundMessage:
+        """The caller's words (or a key, stored without text) as the pipeline's inbound type,
+        deduplicated on the call and its step. Kept for the safe fallback of this request."""
+        self.pending = InboundMessage(
+            channel=Channel.phone, pseudonym=call.pseudonym, address_encrypted=call.address_encrypted,
+            provider_message_id=f"{call.sid}:{step}"[:128], text=text, received_at=self.now,
+            media_kind=None if text.strip() else MediaKind.voice)
+        return self.pending
 
-    # acute ------------------------------------------------------------------------------------
+    def turn(self, call: Call, turn: CallTurn, *, inbound: InboundMessage | None = None,
+             conversation_id: str | None = None, tried: tuple[str, ...] = ()) -> VoiceResponse | None:
+        """One call turn through the pipeline, rendered. None: the words were too unsure."""
+        if conversation_id is not None:
+            self.conversation_id = conversation_id
+        people = self.people(tried)
+        outcome = self.pipeline.call_turn(turn, inbound, conversation_id=conversation_id,
+                                          call_sid=call.sid, reachable=frozenset(people))
+        if not outcome.heard:
+            return None
+        if outcome.decision is None or outcome.conversation_id is None:
+            return self.goodbye(VoiceResponse(), turn.language)  # blocked, or deleted since
+        self.conversation_id = outcome.conversation_id
+        return self.render(call, outcome.conversation_id, outcome.decision, people, tried)
 
-    def acute(self, call: Call, conversation_id: str, kind: str, lang: str) -> VoiceResponse:
+    def render(self, call: Call, conversation_id: str, decision: CallDecision,
+               people: dict[QueueName, tuple[str, str]], tried: tuple[str, ...] = ()) -> VoiceResponse:
+        """The call decision as TwiML: its spoken texts in order, then what the line does."""
+        lang = decision.language
         response = VoiceResponse()
-        self.say_guidance(response, kind, lang)
-        with self.services.factory() as session:
-            person = self.next_person(session, QueueName.professional, ())
-        if person is not None:
-            user_id, number = person
-            self.say(response, "acute_connecting", lang)
-            dial = self.dial(call, self.url(DIAL_STATUS_PATH, conversation=conversation_id, lang=lang,
-                                            queue=QueueName.professional.value, tried=user_id,
-                                            kind=kind))
+        for text in decision.say:
+            response.say(text, language=SPEECH_LANGUAGE[lang])
+        step = decision.next
+        if step in (CallNext.dial, CallNext.acute_dial) and decision.queue is not None:
+            user_id, number = people[decision.queue]
+            if step is CallNext.acute_dial:
+                action = self.url(DIAL_STATUS_PATH, conversation=conversation_id, lang=lang,
+                                  queue=decision.queue.value, tried=user_id, kind=decision.guidance or "")
+            else:
+                action = self.url(DIAL_STATUS_PATH, conversation=conversation_id, lang=lang,
+                                  queue=decision.queue.value, tried=",".join((*tried, user_id)))
+            dial = self.dial(call, action)
             dial.number(number, url=self.url(WHISPER_PATH, conversation=conversation_id, user=user_id),
                         method="POST")
             response.append(dial)
             return response
-        return self.acute_fallback(response, conversation_id, kind, lang)
-
-    def acute_fallback(self, response: VoiceResponse, conversation_id: str, kind: str,
-                       lang: str) -> VoiceResponse:
-        """Nobody on duty picked up: the guidance again, the right line by a key, and the top of
-        the professional queue."""
-        self.queue_conversation(conversation_id, QueueName.professional, "telefoon: spoed", acute=True)
-        self.say_guidance(response, kind, lang)
-        target = DIAL_TARGETS.get(kind)
-        if target is not None:
-            gather = self.gather(lang, self.url(CHOICE_PATH, conversation=conversation_id, lang=lang,
-                                                mode="acute", target=target), speech=False)
-            self.say(gather, f"offer_dial_{target}", lang)
+        if step is CallNext.enqueue:
+            return self.enqueue(response, conversation_id, lang)
+        if step is CallNext.acute_queued:
+            if decision.dial_target is not None:
+                gather = self.gather(lang, self.url(CHOICE_PATH, conversation=conversation_id, lang=lang,
+                                                    mode="acute", target=decision.dial_target),
+                                     speech=False)
+                self.say(gather, f"offer_dial_{decision.dial_target}", lang)
+                response.append(gather)
+            return self.goodbye(response, lang, "acute_queued")
+        if step is CallNext.after_hours:
+            if decision.entries:
+                self.speak_entries(response, decision.entries, lang)
+            if call.number_known:
+                queue = decision.queue.value if decision.queue is not None else ""
+                gather = self.gather(lang, self.url(
+                    CHOICE_PATH, conversation=conversation_id, lang=lang, mode="after", queue=queue,
+                    entries=",".join(e.id for e in decision.entries)), speech=False)
+                self.say(gather, "offer_after_hours" if decision.entries else "offer_callback", lang)
+                response.append(gather)
+            else:
+                self.say(response, "number_hidden", lang)
+            return self.goodbye(response, lang)
+        if step is CallNext.information:
+            if decision.entries:
+                self.speak_entries(response, decision.entries, lang)
+            else:
+                self.say(response, "no_entries", lang)
+            gather = self.gather(lang, self.url(
+                CHOICE_PATH, conversation=conversation_id, lang=lang, mode="info",
+                entries=",".join(e.id for e in decision.entries)), speech=False)
+            self.say(gather, "offer_info" if decision.entries and call.number_known else "offer_person",
+                     lang)
             response.append(gather)
-        return self.goodbye(response, lang, "acute_queued")
+            return self.goodbye(response, lang)
+        if step is CallNext.menu:
+            return self.menu(lang, 3, response)
+        return self.goodbye(response, lang)
 
     # a person ---------------------------------------------------------------------------------
+
+    def people(self, tried: tuple[str, ...] = ()) -> dict[QueueName, tuple[str, str]]:
+        """Per queue, the person this call would ring next (none after MAX_TRIES people)."""
+        if len(tried) >= MAX_TRIES:
+            return {}
+        found: dict[QueueName, tuple[str, str]] = {}
+        with self.services.factory() as session:
+            for queue in QueueName:
+                person = self.next_person(session, queue, tried)
+                if person is not None:
+                    found[queue] = person
+        return found
 
     def next_person(self, session: Session, queue: QueueName,
                     tried: tuple[str, ...]) -> tuple[str, str] | None:
@@ -494,36 +492,14 @@ class Line:
                 continue
             try:
                 number = self.services.vault.decrypt(user.phone_encrypted)
-            except Exception as error:  # a number under an old key: skip that person, say why
+            except Exception as error:  # noqa: BLE001 - a number under an old key: skip that person
                 logger.warning("a user's phone number cannot be decrypted (%s)", type(error).__name__)
                 continue
             if _E164.match(number.strip()):
                 return user.id, number.strip()
         return None
 
-    def connect(self, call: Call, conversation_id: str, queue: QueueName, lang: str, *,
-                theme: Theme | None, tried: tuple[str, ...] = ()) -> VoiceResponse:
-        response = VoiceResponse()
-        if not self.pipeline.hours[queue].is_open(self.now, self.pipeline.zone):
-            return self.after_hours(call, conversation_id, queue, theme, lang)
-        with self.services.factory() as session:
-            person = self.next_person(session, queue, tried) if len(tried) < MAX_TRIES else None
-        if person is None:
-            return self.enqueue(response, conversation_id, queue, lang)
-        user_id, number = person
-        if not tried:
-            self.say(response, "connecting", lang)
-        dial = self.dial(call, self.url(DIAL_STATUS_PATH, conversation=conversation_id, lang=lang,
-                                        queue=queue.value, tried=",".join((*tried, user_id))))
-        dial.number(number, url=self.url(WHISPER_PATH, conversation=conversation_id, user=user_id),
-                    method="POST")
-        response.append(dial)
-        return response
-
-    def enqueue(self, response: VoiceResponse, conversation_id: str, queue: QueueName,
-                lang: str) -> VoiceResponse:
-        self.queue_conversation(conversation_id, queue, "telefoon: wacht aan de lijn")
-        self.say(response, "queued", lang)
+    def enqueue(self, response: VoiceResponse, conversation_id: str, lang: str) -> VoiceResponse:
         response.enqueue(TWILIO_QUEUE, wait_url=self.url(WAIT_PATH, conversation=conversation_id,
                                                           lang=lang), wait_url_method="POST")
         return response
@@ -532,9 +508,10 @@ class Line:
                     tried: tuple[str, ...], kind: str | None, status: str) -> VoiceResponse:
         if status == "completed" and tried and self.accepted(conversation_id, tried[-1]):
             return self.goodbye(VoiceResponse(), lang)  # they talked; the person hung up
-        if kind is not None:
-            return self.acute_fallback(VoiceResponse(), conversation_id, _kind(kind), lang)
-        return self.connect(call, conversation_id, queue, lang, theme=None, tried=tried)
+        answered = self.turn(call, CallTurn(CallStep.nobody, queue=queue, kind=_kind(kind) if kind else None,
+                                            language=lang),
+                             conversation_id=conversation_id, tried=tried)
+        return answered or self.goodbye(VoiceResponse(), lang)
 
     def accepted(self, conversation_id: str, user_id: str) -> bool:
         with self.services.factory() as session:
@@ -663,16 +640,6 @@ class Line:
 
     # after hours and information ----------------------------------------------------------------
 
-    def entries(self, theme: Theme | None) -> list[CatalogueEntry]:
-        if theme is None or theme is Theme.none:
-            return []
-        picked = self.catalogue.pick(
-            theme, region=self.settings.region, limit=3,
-            include_unverified=self.settings.include_unverified_catalogue)
-        # Spoken: those with a phone number first; never more than two.
-        picked.sort(key=lambda e: e.contact is None or e.contact.phone is None)
-        return picked[:2]
-
     def speak_entries(self, response: VoiceResponse, entries: list[CatalogueEntry], lang: str) -> None:
         language = Language.en if lang == "en" else Language.nl
         self.say(response, "entries_intro", lang)
@@ -682,64 +649,10 @@ class Line:
                 text += " " + self.texts.get("entry_phone", lang, phone=spoken_number(entry.contact.phone))
             response.say(text, language=SPEECH_LANGUAGE[lang])
 
-    def when(self, moment: datetime, lang: str) -> str:
-        zone = self.pipeline.zone
-        local = moment.astimezone(zone)
-        today = self.now.astimezone(zone).date()
-        clock = local.strftime("%H:%M")
-        if local.date() == today:
-            return self.texts.get("when_today", lang, time=clock)
-        if local.date() == today + timedelta(days=1):
-            return self.texts.get("when_tomorrow", lang, time=clock)
-        return self.texts.get("when_day", lang, day=self.texts.days(lang)[local.weekday()], time=clock)
-
-    def after_hours(self, call: Call, conversation_id: str, queue: QueueName, theme: Theme | None,
-                    lang: str) -> VoiceResponse:
-        response = VoiceResponse()
-        opening = self.pipeline.hours[queue].next_opening(self.now, self.pipeline.zone)
-        if opening > self.now:
-            self.say(response, "after_hours", lang, when=self.when(opening, lang))
-        else:  # open by the rota, but nobody there: no made-up time
-            self.say(response, "after_hours_unknown", lang)
-        if theme is None:
-            theme = self.conversation_theme(conversation_id)
-        entries = self.entries(theme)
-        if entries:
-            self.speak_entries(response, entries, lang)
-        if call.number_known:
-            gather = self.gather(lang, self.url(
-                CHOICE_PATH, conversation=conversation_id, lang=lang, mode="after", queue=queue.value,
-                entries=",".join(e.id for e in entries)), speech=False)
-            self.say(gather, "offer_after_hours" if entries else "offer_callback", lang)
-            response.append(gather)
-        else:
-            self.say(response, "number_hidden", lang)
-        return self.goodbye(response, lang)
-
-    def information(self, call: Call, conversation_id: str, theme: Theme, lang: str,
-                    mode: str) -> VoiceResponse:
-        response = VoiceResponse()
-        entries = self.entries(theme)
-        if entries:
-            self.speak_entries(response, entries, lang)
-        else:
-            self.say(response, "no_entries", lang)
-        gather = self.gather(lang, self.url(
-            CHOICE_PATH, conversation=conversation_id, lang=lang, mode=mode,
-            entries=",".join(e.id for e in entries)), speech=False)
-        self.say(gather, "offer_info" if entries and call.number_known else "offer_person", lang)
-        response.append(gather)
-        return self.goodbye(response, lang)
-
-    def conversation_theme(self, conversation_id: str) -> Theme | None:
-        with self.services.factory() as session:
-            conversation = session.get(Conversation, conversation_id)
-            themes = conversation.themes if conversation is not None else []
-        return Theme(themes[-1]) if themes else None
-
     def choice(self, call: Call, conversation_id: str, lang: str, mode: str, digits: str,
                entry_ids: list[str], queue: QueueName, target: str | None) -> VoiceResponse:
         key = digits.strip()[:1]
+        self.conversation_id = conversation_id
         response = VoiceResponse()
         if mode == "acute":
             if key == "1" and target in ("113", "veilig_thuis"):
@@ -760,75 +673,16 @@ class Line:
             if not call.number_known:
                 self.say(response, "number_hidden", lang)
                 return self.goodbye(response, lang)
-            self.queue_conversation(conversation_id, queue, "telefoon: terugbelverzoek")
-            self.audit(conversation_id, "voice_callback_requested")
-            self.say(response, "callback_done", lang)
-            return self.goodbye(response, lang)
+            answered = self.turn(call, CallTurn(CallStep.callback, queue=queue, language=lang),
+                                 conversation_id=conversation_id)
+            return answered or self.goodbye(response, lang)
         if key == "2":
-            return self.connect(call, conversation_id, queue, lang, theme=None)
+            answered = self.turn(call, CallTurn(CallStep.key, queue=queue, language=lang),
+                                 conversation_id=conversation_id)
+            return answered or self.goodbye(response, lang)
         return self.goodbye(response, lang)
 
-    # the store ---------------------------------------------------------------------------------
-
-    def store(self, call: Call, step: str, text: str, result: TriageResult | None,
-              lang: str) -> str | None:
-        """The caller's words (or a key choice, stored without text) through the pipeline's
-        `receive`, once per call step; triage kept on the message and the conversation, and the
-        message marked handled (the answer was spoken, there is nothing for the worker to send).
-        None: a blocked caller, or a replay of a call deleted since."""
-        inbound = InboundMessage(
-            channel=Channel.phone, pseudonym=call.pseudonym, address_encrypted=call.address_encrypted,
-            provider_message_id=f"{call.sid}:{step}"[:128], text=text, received_at=self.now,
-            media_kind=None if text.strip() else MediaKind.voice)
-        received = self.pipeline.receive(inbound)
-        if received.message_id is None or received.conversation_id is None:
-            return None
-        with self.services.factory() as session, session.begin():
-            # The caller is on the line: a claim on the dashboard redirects this call.
-            session.execute(update(Conversation).where(
-                Conversation.id == received.conversation_id,
-                Conversation.call_sid.is_distinct_from(call.sid[:64])).values(call_sid=call.sid[:64])
-                .execution_options(synchronize_session=False))
-            message = session.get(Message, received.message_id)
-            if message is not None and message.handled_at is None:
-                conversation = session.scalar(select(Conversation).where(
-                    Conversation.id == received.conversation_id).with_for_update())
-                assert conversation is not None
-                conversation.welcomed = True  # the greeting was spoken
-                if result is not None:
-                    message.triage = result.stored()
-                    self.pipeline.update_conversation(conversation, result)
-                if lang == "en":
-                    conversation.language = "en"
-                facts.on_message(session, conversation, after_hours=not self.pipeline.hours[
-                    QueueName.volunteer].is_open(self.now, self.pipeline.zone))
-                message.handled_at = self.now
-        return received.conversation_id
-
-    def queue_conversation(self, conversation_id: str, queue: QueueName, reason: str, *,
-                           acute: bool = False) -> None:
-        """Put the call's conversation in the dashboard queue the way the desk expects."""
-        with self.services.factory() as session, session.begin():
-            conversation = session.scalar(select(Conversation).where(
-                Conversation.id == conversation_id).with_for_update())
-            if conversation is None or conversation.status in (ConversationStatus.queued,
-                                                               ConversationStatus.claimed):
-                return  # already waiting (a replayed webhook, a second try): once is enough
-            if conversation.status is ConversationStatus.closed:
-                return
-            priority = PRIORITY[Risk.acute] if acute else PRIORITY[conversation.highest_risk]
-            if queue is QueueName.volunteer and conversation.route in (Route.professional,
-                                                                        Route.emergency):
-                queue = QueueName.professional
-            conversation.status = ConversationStatus.queued
-            conversation.queue = queue
-            conversation.priority = priority
-            conversation.queue_reason = reason
-            conversation.queued_at = self.now
-            facts.on_queued(session, conversation)
-            session.add(Handoff(conversation_id=conversation.id, queue=queue, priority=priority,
-                                reason=reason))
-        self.services.desk.after_pipeline(conversation_id, "queued")
+    # what is not a conversation turn: an SMS the caller asked for, the audit log ----------------
 
     def send_sms(self, call: Call, conversation_id: str, entry_ids: list[str], lang: str) -> None:
         """The spoken entries by SMS to the calling number: only after the caller pressed 1, once."""
@@ -894,11 +748,118 @@ class Line:
         return True
 
 
+# The boundary ----------------------------------------------------------------------------------
+
+
+def answer(services: Any, call: Call | None, lang: str, work: Callable[[Line], VoiceResponse], *,
+           conversation_id: str | None = None) -> VoiceResponse:
+    """Every caller's request after its verification (run in a thread): any error gives the
+    safe fallback, never a 500 (Twilio would tell a caller who may be in danger that "an
+    application error has occurred"). Only the error's type is logged."""
+    line: Line | None = None
+    try:
+        line = Line(services)
+        return work(line)
+    except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
+        logger.error("a call request failed (%s); the caller hears the safe fallback",
+                     type(error).__name__)
+        if line is not None:
+            conversation_id = line.conversation_id or conversation_id
+        return safe_fallback(services, call, lang, pending=line.pending if line else None,
+                             conversation_id=conversation_id)
+
+
+def safe_fallback(services: Any, call: Call | None, lang: str, *, pending: InboundMessage | None,
+                  conversation_id: str | None) -> VoiceResponse:
+    """The emergency numbers, spoken digit by digit, then the queue (the pipeline's failed turn:
+    the words kept, the conversation waiting by its risk). When even that fails: call again, and
+    the numbers."""
+    lang = _lang(lang)
+    language = SPEECH_LANGUAGE[lang]
+    texts: VoiceTexts | None = None
+    try:
+        texts = load_voice_texts(services.settings.messages_dir / "voice.yml")
+        if call is not None:
+            inbound = pending
+            if inbound is None and conversation_id is None:
+                # Nothing of this call is stored yet: an empty turn opens its conversation.
+                inbound = InboundMessage(
+                    channel=Channel.phone, pseudonym=call.pseudonym,
+                    address_encrypted=call.address_encrypted,
+                    provider_message_id=f"{call.sid}:fallback"[:128], text="",
+                    received_at=services.pipeline.clock(), media_kind=MediaKind.voice)
+            outcome = services.pipeline.call_turn(
+                CallTurn(CallStep.failed, language=lang), inbound, conversation_id=conversation_id,
+                call_sid=call.sid)
+            if outcome.decision is not None and outcome.conversation_id is not None:
+                response = VoiceResponse()
+                for text in outcome.decision.say:
+                    response.say(text, language=language)
+                wait = (services.settings.public_base_url + WAIT_PATH + "?"
+                        + urlencode({"conversation": outcome.conversation_id, "lang": lang}))
+                response.enqueue(TWILIO_QUEUE, wait_url=wait, wait_url_method="POST")
+                return response
+    except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
+        logger.error("the safe fallback could not queue the call either (%s)", type(error).__name__)
+    response = VoiceResponse()
+    if texts is not None:
+        for text in down_words(texts, lang):
+            response.say(text, language=language)
+    elif services.texts.guidance is not None:  # voice.yml unreadable: the chat's own entry
+        response.say(spoken(services.texts.guidance.text("general", lang)), language=language)
+    response.hangup()
+    return response
+
+
+def _hold_fallback(services: Any, lang: str) -> VoiceResponse:
+    """The hold music's request failed: the numbers once, then the caller keeps waiting."""
+    response = VoiceResponse()
+    try:
+        texts = load_voice_texts(services.settings.messages_dir / "voice.yml")
+        response.say(spoken(texts.get("fallback_numbers", lang)), language=SPEECH_LANGUAGE[lang])
+    except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
+        logger.error("the hold fallback has no texts (%s)", type(error).__name__)
+    response.pause(length=20)
+    return response
+
+
+def _person_leg(services: Any, work: Callable[[Line], VoiceResponse]) -> VoiceResponse:
+    """A request for the leg of the person we ring (whisper, their key, a callback): on an error
+    that leg hangs up, and the caller's <Dial> goes on (the next person, or the queue)."""
+    try:
+        return work(Line(services))
+    except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
+        logger.error("a call request for the person's leg failed (%s); it hangs up",
+                     type(error).__name__)
+        response = VoiceResponse()
+        response.hangup()
+        return response
+
+
+def _call(form: ImmutableMultiDict[str, str], services: Any) -> Call | None:
+    """The verified request's call; a bad CallSid is refused (400); any other error: None, and
+    the boundary speaks the fallback."""
+    try:
+        return call_of(form, services.vault)
+    except HTTPException:
+        raise
+    except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
+        logger.error("a call's caller could not be read (%s)", type(error).__name__)
+        return None
+
+
+def _needs_call(call: Call | None) -> Call:
+    if call is None:
+        raise OudertelefoonError("the call could not be read")
+    return call
+
+
 # The router ------------------------------------------------------------------------------------
 
 
 def build_router(get_services: Any) -> APIRouter:
-    """The voice webhooks; mounted next to Twilio messaging when Twilio is configured."""
+    """The voice webhooks; mounted next to Twilio messaging when Twilio is configured. Each
+    caller's request is verified first (403), then answered through `answer`: never a 500."""
     router = APIRouter()
     ServicesDep = Annotated[Any, Depends(get_services)]
 
@@ -906,14 +867,19 @@ def build_router(get_services: Any) -> APIRouter:
     async def incoming(request: Request, services: ServicesDep) -> Response:
         """A call comes in: greeting and the first question."""
         form = await verified_form(request, services.settings)
-        call_of(form, services.vault)
-        return twiml(await run_in_threadpool(lambda: Line(services).incoming()))
+        call = _call(form, services)
+
+        def greet(line: Line) -> VoiceResponse:
+            _needs_call(call)
+            return line.incoming()
+
+        return twiml(await run_in_threadpool(answer, services, call, "nl", greet))
 
     @router.post(GATHER_PATH)
     async def gather(request: Request, services: ServicesDep) -> Response:
         """What the caller said or pressed."""
         form = await verified_form(request, services.settings)
-        call = call_of(form, services.vault)
+        call = _call(form, services)
         query = request.query_params
         lang, attempt, mode = _lang(query.get("lang")), _int(query.get("attempt"), 1), query.get("mode", "")
         if mode not in ("", "menu", "info"):
@@ -921,22 +887,23 @@ def build_router(get_services: Any) -> APIRouter:
         digits = form.get("Digits", "").strip()
         speech = form.get("SpeechResult", "").strip()
         confidence = _confidence(form.get("Confidence"))
-        return twiml(await run_in_threadpool(
-            lambda: Line(services).gathered(call, lang, attempt, mode, digits, speech, confidence)))
+        return twiml(await run_in_threadpool(answer, services, call, lang, lambda line: line.gathered(
+            _needs_call(call), lang, attempt, mode, digits, speech, confidence)))
 
     @router.post(CHOICE_PATH)
     async def choice(request: Request, services: ServicesDep) -> Response:
         """A key after information, after hours or emergency guidance."""
         form = await verified_form(request, services.settings)
-        call = call_of(form, services.vault)
+        call = _call(form, services)
         query = request.query_params
         conversation_id = _uuid(query.get("conversation"))
         mode = query.get("mode", "after")
         mode = mode if mode in ("after", "info", "acute") else "after"
         entry_ids = [i for i in query.get("entries", "").split(",") if _SLUG.match(i)][:2]
-        return twiml(await run_in_threadpool(lambda: Line(services).choice(
-            call, conversation_id, _lang(query.get("lang")), mode, form.get("Digits", ""), entry_ids,
-            _queue(query.get("queue")), query.get("target"))))
+        lang = _lang(query.get("lang"))
+        return twiml(await run_in_threadpool(answer, services, call, lang, lambda line: line.choice(
+            _needs_call(call), conversation_id, lang, mode, form.get("Digits", ""), entry_ids,
+            _queue(query.get("queue")), query.get("target")), conversation_id=conversation_id))
 
     @router.post(WHISPER_PATH)
     async def whisper(request: Request, services: ServicesDep) -> Response:
@@ -944,7 +911,8 @@ def build_router(get_services: Any) -> APIRouter:
         await verified_form(request, services.settings)
         conversation_id = _uuid(request.query_params.get("conversation"))
         user_id = _uuid(request.query_params.get("user"))
-        return twiml(await run_in_threadpool(lambda: Line(services).whisper(conversation_id, user_id)))
+        return twiml(await run_in_threadpool(
+            _person_leg, services, lambda line: line.whisper(conversation_id, user_id)))
 
     @router.post(WHISPER_ANSWER_PATH)
     async def whisper_answer(request: Request, services: ServicesDep) -> Response:
@@ -952,21 +920,23 @@ def build_router(get_services: Any) -> APIRouter:
         form = await verified_form(request, services.settings)
         conversation_id = _uuid(request.query_params.get("conversation"))
         user_id = _uuid(request.query_params.get("user"))
-        return twiml(await run_in_threadpool(lambda: Line(services).whisper_answer(
+        return twiml(await run_in_threadpool(_person_leg, services, lambda line: line.whisper_answer(
             conversation_id, user_id, form.get("Digits", ""))))
 
     @router.post(DIAL_STATUS_PATH)
     async def dial_status(request: Request, services: ServicesDep) -> Response:
         """What became of a <Dial>: done, the next person, or the waiting queue."""
         form = await verified_form(request, services.settings)
-        call = call_of(form, services.vault)
+        call = _call(form, services)
         query = request.query_params
         conversation_id = _uuid(query.get("conversation"))
         tried = tuple(t for t in query.get("tried", "").split(",") if _ID.match(t))
         kind = query.get("kind")
-        return twiml(await run_in_threadpool(lambda: Line(services).dial_status(
-            call, conversation_id, _lang(query.get("lang")), _queue(query.get("queue")), tried,
-            _kind(kind) if kind else None, form.get("DialCallStatus", "").strip().lower())))
+        lang = _lang(query.get("lang"))
+        return twiml(await run_in_threadpool(answer, services, call, lang, lambda line: line.dial_status(
+            _needs_call(call), conversation_id, lang, _queue(query.get("queue")), tried,
+            _kind(kind) if kind else None, form.get("DialCallStatus", "").strip().lower()),
+            conversation_id=conversation_id))
 
     @router.post(WAIT_PATH)
     async def wait(request: Request, services: ServicesDep) -> Response:
@@ -974,7 +944,15 @@ def build_router(get_services: Any) -> APIRouter:
         await verified_form(request, services.settings)
         conversation_id = _uuid(request.query_params.get("conversation"))
         lang = _lang(request.query_params.get("lang"))
-        return twiml(await run_in_threadpool(lambda: Line(services).wait(conversation_id, lang)))
+
+        def hold() -> VoiceResponse:
+            try:
+                return Line(services).wait(conversation_id, lang)
+            except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
+                logger.error("a hold request failed (%s)", type(error).__name__)
+                return _hold_fallback(services, lang)
+
+        return twiml(await run_in_threadpool(hold))
 
     @router.post(CALL_STATUS_PATH)
     async def call_status(request: Request, services: ServicesDep) -> Response:
@@ -985,19 +963,22 @@ def build_router(get_services: Any) -> APIRouter:
         if sid and status in FINAL_CALL_STATUSES:
             sid = clean_provider_id(sid, "CallSid", limit=MAX_CALL_SID)
             seconds = _int(form.get("CallDuration"), -1)
-            await run_in_threadpool(lambda: Line(services).call_ended(
-                sid, status, seconds if seconds >= 0 else None))
+            try:
+                await run_in_threadpool(lambda: Line(services).call_ended(
+                    sid, status, seconds if seconds >= 0 else None))
+            except Exception as error:  # noqa: BLE001 - the call has ended: nobody hears this; Twilio needs no retry
+                logger.error("a call's end could not be recorded (%s)", type(error).__name__)
         return twiml(VoiceResponse())
 
     @router.post(CONNECT_PATH)
     async def connect(request: Request, services: ServicesDep) -> Response:
         """The waiting caller, redirected after a claim on the dashboard: <Dial> that person."""
         form = await verified_form(request, services.settings)
-        call = call_of(form, services.vault)
+        call = _call(form, services)
         conversation_id = _uuid(request.query_params.get("conversation"))
         user_id = _uuid(request.query_params.get("user"))
-        return twiml(await run_in_threadpool(lambda: Line(services).connect_claimed(
-            call, conversation_id, user_id)))
+        return twiml(await run_in_threadpool(answer, services, call, "nl", lambda line: line.connect_claimed(
+            _needs_call(call), conversation_id, user_id), conversation_id=conversation_id))
 
     @router.post(CALLBACK_PATH)
     async def callback(request: Request, services: ServicesDep) -> Response:
@@ -1005,6 +986,7 @@ def build_router(get_services: Any) -> APIRouter:
         await verified_form(request, services.settings)
         conversation_id = _uuid(request.query_params.get("conversation"))
         user_id = _uuid(request.query_params.get("user"))
-        return twiml(await run_in_threadpool(lambda: Line(services).callback(conversation_id, user_id)))
+        return twiml(await run_in_threadpool(
+            _person_leg, services, lambda line: line.callback(conversation_id, user_id)))
 
     return router

@@ -329,16 +329,21 @@ def wait_text(ctx: DialogueContext, queue: QueueName, priority: int, lang: str) 
 
 
 def _when(ctx: DialogueContext, moment: datetime, lang: str) -> str:
-    t = ctx.texts
-    local = moment.astimezone(ctx.zone)
-    today = ctx.now.astimezone(ctx.zone).date()
+    return when_text(ctx.texts, ctx.zone, ctx.now, moment, lang)
+
+
+def when_text(texts: Texts, zone: ZoneInfo, now: datetime, moment: datetime, lang: str) -> str:
+    """When someone is there again, as a parent reads it and a caller hears it ("Morgen vanaf
+    09:00"): the ONE place for it, used by `decide` and `decide_call` (bot.intents.call)."""
+    local = moment.astimezone(zone)
+    today = now.astimezone(zone).date()
     clock = local.strftime("%H:%M")
     if local.date() == today:
-        return t.get("when_today", lang, time=clock)
+        return texts.get("when_today", lang, time=clock)
     if local.date() == today + timedelta(days=1):
-        return t.get("when_tomorrow", lang, time=clock)
+        return texts.get("when_tomorrow", lang, time=clock)
     day = _DAYS["en" if lang == "en" else "nl"][local.weekday()]
-    return t.get("when_day", lang, day=day, time=clock)
+    return texts.get("when_day", lang, day=day, time=clock)
 
 
 def _language(view: ConversationView, incoming: Incoming) -> str:

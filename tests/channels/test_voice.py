@@ -851,3 +851,105 @@ def test_claim_next_skips_a_call_for_someone_without_a_phone_number(
     assert conversation_of(services).status is ConversationStatus.queued
     assert call_id in services.desk.index.waiting(QueueName.volunteer)  # given back
     assert fake.call_requests == []
+
+
+# The boundary: a failure mid-call gives the safe fallback, never a 500 ---------------------------
+
+
+class RaisingTriage:
+    """The real triage, except that it fails on one text (a bug or a dead dependency mid-call)."""
+
+    def __init__(self, inner: Triage, text: str) -> None:
+        self.inner, self.text = inner, text
+
+    def run(self, text: str):  # type: ignore[no-untyped-def]
+        if text == self.text:
+            raise RuntimeError("triage broke")
+        return self.inner.run(text)
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        return getattr(self.inner, name)
+
+
+def _faulty(settings: Settings, triage: Triage, fault: str | None) -> Iterator[tuple[Services, TestClient]]:
+    built = build_services(settings, triage=triage, fault=fault)
+    try:
+        for client in _client(settings, built):
+            yield built, client
+    finally:
+        asyncio.run(built.close())
+
+
+def assert_safe_fallback(root: ET.Element, services: Services) -> Conversation:
+    """The emergency numbers spoken digit by digit first, then the caller waits in the queue."""
+    assert tags(root) == ["Say", "Say", "Enqueue"]
+    spoken_text = " ".join(node.text or "" for node in root[:2])
+    assert "1 1 2" in spoken_text and "1 1 3" in spoken_text
+    assert not re.search(r"\d\d", spoken_text)  # never "112" read as "a hundred and twelve"
+    assert_say(root[0], "nl-NL", "mis")
+    enqueue = root[2]
+    assert enqueue.text == voice.TWILIO_QUEUE
+    conversation = conversation_of(services)
+    assert enqueue.get("waitUrl") == f"{BASE}/wait?conversation={conversation.id}&lang=nl"
+    assert conversation.status is ConversationStatus.queued
+    assert conversation.queue is not None
+    assert conversation.id in services.desk.index.waiting(conversation.queue)
+    return conversation
+
+
+def test_triage_raising_mid_call_gives_the_spoken_numbers_and_the_queue(
+        open_settings: Settings, triage: Triage, caplog: pytest.LogCaptureFixture) -> None:
+    broken = "mijn kind huilt de hele nacht en ik weet het niet meer"
+    caplog.set_level(logging.DEBUG)
+    for services, client in _faulty(open_settings, RaisingTriage(triage, broken), None):  # type: ignore[arg-type]
+        caller = Caller(client)
+        caller.dials()
+        root = caller.says(broken)  # asserts a 200 with TwiML
+        conversation = assert_safe_fallback(root, services)
+        assert (conversation.queue, conversation.priority) == (QueueName.volunteer, 3)
+        assert parent_texts(services) == [broken]  # the words are kept for the person
+        with services.factory() as session:
+            assert session.scalar(select(Handoff.reason).where(
+                Handoff.conversation_id == conversation.id)) == "telefoon: storing"
+            # Answered by voice: nothing for the worker to send, nothing to recover.
+            assert None not in session.scalars(select(Message.handled_at).where(
+                Message.author == Author.parent)).all()
+            assert session.scalar(select(Outbox.id).limit(1)) is None
+        # The hold works for the caller in the queue.
+        hold = caller.twiml(root[2].get("waitUrl") or "", caller.fields("queue_wait"))
+        assert tags(hold) == ["Say", "Pause"]
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert any("RuntimeError" in line for line in errors)
+    for record in caplog.records:
+        for secret in (CALLER, CALLER.lstrip("+"), "huilt", "triage broke"):
+            assert secret not in record.getMessage()
+
+
+def test_the_pipeline_raising_after_storing_a_call_in_danger_queues_it_at_the_top(
+        open_settings: Settings, triage: Triage) -> None:
+    for services, client in _faulty(open_settings, triage, "call"):
+        caller = Caller(client)
+        caller.dials()
+        conversation = assert_safe_fallback(caller.says(SUICIDE), services)
+        # Triaged again by the fallback: danger now waits first, for a professional.
+        assert (conversation.queue, conversation.priority) == (QueueName.professional, 0)
+        assert conversation.highest_risk is Risk.acute
+        assert parent_texts(services) == [SUICIDE]
+        # A key press on the broken line: the same fallback, the conversation stays where it is.
+        again = caller.presses("1", url=gather_url(attempt=2))
+        assert tags(again) == ["Say", "Say", "Enqueue"]
+        assert conversation_of(services).priority == 0
+
+
+def test_when_even_the_fallback_fails_the_caller_hears_the_numbers_and_to_call_again(
+        open_settings: Settings, triage: Triage) -> None:
+    for services, client in _faulty(open_settings, triage, "call_down"):
+        caller = Caller(client)
+        root = caller.says(BABY)
+        assert tags(root) == ["Say", "Say", "Hangup"]
+        assert_say(root[0], "nl-NL", "nog een keer")
+        assert "1 1 2" in (root[1].text or "") and "1 1 3" in (root[1].text or "")
+        # Every step of a call answers 200 with TwiML on this line, never a 500.
+        url = f"{BASE}/dial-status?conversation={'0' * 8}-0000-0000-0000-{'0' * 12}&lang=nl&queue=volunteer"
+        assert tags(caller.twiml(url, caller.fields("dial_action_no_answer")))[-1] == "Hangup"
+        assert tags(caller.presses("2"))[-1] == "Hangup"
