@@ -19,6 +19,7 @@ Subcommands (their names and output are contracts):
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import signal
