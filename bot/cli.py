@@ -186,7 +186,7 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
 
     from bot.web.app import create_app
 
-    app = create_app(settings, run_worker=not args.no_worker)
+    app = create_app(settings, run_worker=not args.no_worker, reply_at_once=True)
     _print_demo_logins(settings, f"http://{args.host}:{args.port}")
     channels = ["web chat (/chat)"]
     channels.append("Telegram (/webhooks/telegram)" if settings.telegram_enabled

@@ -1,16 +1,20 @@
 """The one pipeline every inbound message goes through, on every channel.
 
-Order of work (each step safe to repeat):
-1. receive: deduplicate on the provider's message id, then store the message together with the
-   conversation update, in one transaction. After this commit nothing the parent sent is lost.
-2. handle: triage (risk first; it works when Rasa is down), decide the reply (bot.intents.dialogue),
-   and write the reply texts to the outbox, in a second transaction that also marks the message
-   handled. A crash between 1 and 2 leaves the message unhandled: `recover` (run by the worker,
-   and by a redelivered webhook) handles it, and the outbox's unique (reply_to, seq) makes sure a
-   reply is never written twice.
-3. the worker delivers the outbox with retries (bot.worker).
-Unexpected errors in step 2 are caught here: the parent gets a safe fallback text and the
-conversation goes to a person, so a parent never meets silence.
+The hot path (`process`, what a webhook calls), each step safe to repeat:
+1. triage first (risk first; it works when Rasa is down): pure CPU, before any transaction, so
+   no lock is held while it runs.
+2. ONE transaction: deduplicate on the provider's message id, lock the sender's conversation,
+   store the message, decide the reply (bot.intents.dialogue), apply the decision and write the
+   reply texts to the outbox (bot.storage.outbox), marking the message handled. After this
+   commit nothing the parent sent is lost, and the reply is on its way. A connection found dead
+   is given one more try on a fresh one.
+3. the replies go out: right after the commit by the process that stored them (bot.delivery,
+   when the caller asks for it), else, and for every retry, by the worker (bot.worker).
+Unexpected errors are caught here: the message is stored on its own, the parent gets a safe
+fallback text and the conversation goes to a person, so a parent never meets silence.
+`receive` + `handle` (store, then decide in a second transaction) stay for the voice adapter,
+for `recover` (the worker handles what a crash left unhandled) and for the fallback; the
+outbox's unique (reply_to, seq) makes sure a reply is never written twice.
 """
 
 from __future__ import annotations
@@ -18,14 +22,14 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy import text as sql_text
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.channels.base import MAX_STORED_CHARS, InboundMessage
@@ -38,7 +42,9 @@ from bot.intents.call import (CallContext, CallOutcome, CallStep, CallTurn, Call
 from bot.intents.dialogue import ConversationView, Decision, DialogueContext, Incoming, decide
 from bot.intents.messages import Texts
 from bot.privacy import mask
-from bot.worker import wake
+from bot.rules import PRIORITY, queue_for_risk
+from bot.storage.blocks import active_block
+from bot.storage.db import lost_connection
 from bot.storage.models import (
     AuditLog,
     Author,
@@ -51,14 +57,14 @@ from bot.storage.models import (
     QueueName,
     Verdict,
     aware,
+    new_id,
     utcnow,
 )
+from bot.storage.outbox import add_reply, next_slot, wake
 from bot.storage.redis import key as redis_key
 from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
-from bot.storage.blocks import active_block
 from handoff.estimate import estimate_wait
-from bot.rules import PRIORITY, queue_for_risk
 from handoff.referral import consent_answer, summary_texts
 from stats import facts
 
@@ -100,12 +106,20 @@ class ReceiveConflict(OudertelefoonError):
         super().__init__("storing the message kept conflicting with a concurrent request")
 
 
+# How long a reply written for its own process to post right after the commit stays leased to
+# that process: longer than a send may take (the senders' timeout is 10 s). When that process
+# dies first, the worker sends the reply once the lease has run out.
+SEND_LEASE = timedelta(seconds=30)
+
+
 @dataclass(frozen=True)
 class Received:
     message_id: str | None
     conversation_id: str | None
     duplicate: bool
     handled: bool
+    # The outbox rows the caller asked to post itself (`process(..., send_now=True)`), in order.
+    outbox_ids: tuple[str, ...] = field(default=())
 
 
 class Pipeline:
@@ -140,6 +154,7 @@ class Pipeline:
         # nobody is present (handoff.oncall).
         self.on_call = on_call
         self.zone = ZoneInfo(settings.timezone)
+        self._sqlite = factory.kw["bind"].dialect.name == "sqlite"
         self.hours = {
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
             QueueName.professional: parse_hours(settings.professional_hours),
@@ -276,14 +291,139 @@ class Pipeline:
 
     # 2. handle ---------------------------------------------------------------------------
 
-    def process(self, inbound: InboundMessage) -> Received:
-        """receive + handle: what a webhook calls. Safe to call again with the same message."""
+    def process(self, inbound: InboundMessage, *, send_now: bool = False) -> Received:
+        """What a webhook calls: triage, then store and answer in one transaction (the module's
+        text). Safe to call again with the same message. `send_now`: the caller posts the replies
+        itself right after this returns (bot.delivery); the replies that may go at once are
+        written leased to it, and their ids come back in `Received.outbox_ids`."""
+        if not inbound.provider_message_id:
+            raise ValueError("provider_message_id is required")
+        if not inbound.text.strip() and inbound.media_kind is None:
+            return Received(None, None, False, True)  # an empty message is ignored, not stored
+        if self.fault == "after_store":
+            received = self.receive(inbound)
+            if received.message_id is None or received.handled:
+                return received
+            raise InjectedFault("injected crash between storing and replying")
+        text = inbound.text[:MAX_STORED_CHARS]
+        command = _command(text)
+        try:
+            result = self.triage.run(text) if text.strip() and not command else None
+        except Exception as error:  # the boundary: stored, and answered with the fallback
+            logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
+            return self._store_then_fallback(inbound)
+        retried = False
+        attempt = 0
+        while True:
+            try:
+                with self.factory() as session, session.begin():
+                    turn = self._turn(session, inbound, text, command, result, send_now)
+                break
+            except IntegrityError:
+                # Refused by a unique index, and rolled back whole: the same delivery stored a
+                # moment ago by a concurrent request, or this sender's other message opened their
+                # conversation a moment ago. Looking again finds the duplicate or joins it. The
+                # error itself is not logged or passed on: it holds the text.
+                attempt += 1
+                if attempt >= RECEIVE_ATTEMPTS:
+                    raise ReceiveConflict() from None
+            except DBAPIError as error:
+                if lost_connection(error) and not retried:
+                    # No pre-ping per checkout: a connection that died in the pool (a database
+                    # restart) shows here, once; the transaction runs again on a fresh one.
+                    logger.warning("handling message failed (%s): the database connection was "
+                                   "lost; trying once more", type(error).__name__)
+                    retried = True
+                    continue
+                logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
+                return self._store_then_fallback(inbound)
+            except Exception as error:  # the boundary: never leave a parent in silence
+                logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
+                return self._store_then_fallback(inbound)
+        received, count, changed = turn
+        if received.duplicate:
+            if received.message_id is not None and not received.handled:
+                self.handle(received.message_id)  # stored before, never answered (a crash)
+                return Received(received.message_id, received.conversation_id, True, True)
+            return received
+        self._mark_seen(inbound)
+        if changed is not None:
+            self._after(changed, wake=count > len(received.outbox_ids))
+        elif count > len(received.outbox_ids):
+            self._wake()
+        return received
+
+    def _turn(self, session: Session, inbound: InboundMessage, text: str, command: str | None,
+              result: TriageResult | None, send_now: bool
+              ) -> tuple[Received, int, tuple[str, str | None] | None]:
+        """The one transaction of `process`: dedupe, lock, store, decide, apply. Returns what was
+        received, the number of replies written and what changed for people (None: nothing)."""
+        now = self.clock()
+        existing = session.scalar(
+            select(Message).where(
+                Message.channel == inbound.channel,
+                Message.provider_message_id == inbound.provider_message_id,
+            )
+        )
+        if existing is not None:
+            return (Received(existing.id, existing.conversation_id, True,
+                             existing.handled_at is not None), 0, None)
+        if self._seen_before(inbound):
+            # Stored once and deleted since ("verwijder mijn gegevens"): a replay is ignored.
+            return Received(None, None, True, True), 0, None
+        if self._sqlite:
+            # SQLite has no row locks: the sender's messages are decided one after the other by
+            # taking the database's write lock first (a write of nothing); rows read after it
+            # are fresh.
+            session.execute(sql_text("UPDATE conversations SET welcomed = welcomed "
+                                     "WHERE channel = :channel AND pseudonym = :pseudonym"),
+                            {"channel": inbound.channel.name, "pseudonym": inbound.pseudonym})
+        block = active_block(session, inbound.channel, inbound.pseudonym, now)
+        if block is not None:
+            # A blocked sender: nothing is stored and nothing reaches the queue; one neutral
+            # message, once per block (the outbox's unique reply_to makes it once).
+            if block.notified_at is not None:
+                return Received(None, None, False, True), 0, None
+            block.notified_at = now
+            row = add_reply(session, channel=inbound.channel, address_encrypted=inbound.address_encrypted,
+                            text=self.texts.get("blocked", "nl"), reply_to=block.id, seq=0, at=now,
+                            lease=SEND_LEASE if send_now else None)
+            return Received(None, None, False, True, (row.id,) if send_now else ()), 1, None
+        conversation = self._active_conversation(session, inbound)
+        conversation.address_encrypted = inbound.address_encrypted
+        conversation.last_message_at = now
+        conversation.last_inbound_at = now
+        message = Message(
+            id=new_id(),
+            channel=inbound.channel,
+            direction=Direction.inbound,
+            author=Author.parent,
+            provider_message_id=inbound.provider_message_id,
+            text=text,
+            text_masked=mask(text),
+            media_kind=inbound.media_kind.value if inbound.media_kind else None,
+            created_at=now,
+        )
+        conversation.messages.append(message)
+        sent_now: list[str] | None = [] if send_now else None
+        conversation_id = conversation.id
+        if conversation.status is ConversationStatus.closed and conversation.awaiting == "verdict":
+            count = self._verdict(session, conversation, message, now, sent_now)
+            message.handled_at = now
+            changed: tuple[str, str | None] | None = (conversation_id, None)
+        else:
+            decided = self._decide(session, conversation, message, command, result, now, sent_now)
+            count, changed = decided if decided is not None else (0, None)
+        return (Received(message.id, conversation_id, False, True, tuple(sent_now or ())),
+                count, changed)
+
+    def _store_then_fallback(self, inbound: InboundMessage) -> Received:
+        """Deciding failed: store the message on its own (an error here goes to the provider, who
+        delivers it again), then answer it with the fallback."""
         received = self.receive(inbound)
         if received.message_id is None or received.handled:
             return received
-        if self.fault == "after_store":
-            raise InjectedFault("injected crash between storing and replying")
-        self.handle(received.message_id)
+        self._fallback(received.message_id)
         return Received(received.message_id, received.conversation_id, received.duplicate, True)
 
     def handle(self, message_id: str) -> int:
@@ -312,18 +452,20 @@ class Pipeline:
                 message.handled_at = now
                 changed: tuple[str, str | None] = (conversation.id, None)
             else:
-                handled = self._triage_and_decide(session, conversation, message, now)
+                command = _command(message.text)
+                result = self.triage.run(message.text) if message.text.strip() and not command else None
+                handled = self._decide(session, conversation, message, command, result, now)
                 if handled is None:
                     return 0
                 count, changed = handled
         self._after(changed, wake=count > 0)
         return count
 
-    def _triage_and_decide(self, session: Session, conversation: Conversation, message: Message,
-                           now: datetime) -> tuple[int, tuple[str, str | None]] | None:
-        """Triage, decide and apply, in the caller's transaction. None: nothing to answer."""
-        command = _command(message.text)
-        result = self.triage.run(message.text) if message.text.strip() and not command else None
+    def _decide(self, session: Session, conversation: Conversation, message: Message,
+                command: str | None, result: TriageResult | None, now: datetime,
+                sent_now: list[str] | None = None) -> tuple[int, tuple[str, str | None]] | None:
+        """Decide and apply a triaged message, in the caller's transaction. None: nothing to
+        answer. `sent_now`: see `_apply`."""
         if result is None and message.media_kind is None and command is None:
             message.handled_at = now  # an empty message: stored, not answered
             return None
@@ -342,7 +484,7 @@ class Pipeline:
                 conversation.acute_alert_at = now  # the person sees an alert; the bot stays silent
                 change = "acute"
             if conversation.pending_referral:
-                count = self._referral_answer(session, conversation, message, result, now)
+                count = self._referral_answer(session, conversation, message, result, now, sent_now)
                 answered = count > 0
         if not answered:
             decision = decide(
@@ -352,7 +494,7 @@ class Pipeline:
                          command=command),
                 self._context(session, now),
             )
-            count = self._apply(session, conversation, message, decision, now)
+            count = self._apply(session, conversation, message, decision, now, sent_now)
             if decision.delete:
                 change = "deleted"
             elif conversation.status is ConversationStatus.closed:
@@ -364,7 +506,7 @@ class Pipeline:
         return count, (conversation.id, change)
 
     def _verdict(self, session: Session, conversation: Conversation, message: Message,
-                 now: datetime) -> int:
+                 now: datetime, sent_now: list[str] | None = None) -> int:
         """The parent's answer to "Heb je hier iets aan gehad?": counted, never linked to them."""
         verdict = verdict_of(message.text)
         conversation.awaiting = None
@@ -374,7 +516,7 @@ class Pipeline:
         language = "en" if conversation.language == "en" else "nl"
         decision = Decision(replies=[self.texts.get("verdict_thanks", language)], awaiting=None,
                             welcomed=True)
-        return self._apply(session, conversation, message, decision, now)
+        return self._apply(session, conversation, message, decision, now, sent_now)
 
     def _after(self, changed: tuple[str, str | None], *, wake: bool) -> None:
         if wake:
@@ -392,7 +534,8 @@ class Pipeline:
                 logger.error("on-call check failed (%s)", type(error).__name__)
 
     def _referral_answer(self, session: Session, conversation: Conversation, message: Message,
-                         result: TriageResult | None, now: datetime) -> int:
+                         result: TriageResult | None, now: datetime,
+                         sent_now: list[str] | None = None) -> int:
         """The parent answers the person's question "may I make a summary for <service>?"."""
         answer = consent_answer(message.text, result)
         if answer is None:
@@ -411,7 +554,7 @@ class Pipeline:
         session.add(AuditLog(action=action, conversation_id=conversation.id,
                              detail={"service": entry_id}))
         decision = Decision(replies=texts, awaiting=conversation.awaiting, welcomed=conversation.welcomed)
-        return self._apply(session, conversation, message, decision, now)
+        return self._apply(session, conversation, message, decision, now, sent_now)
 
     def update_conversation(self, conversation: Conversation, result: TriageResult) -> None:
         """A triage result joins the conversation: its themes, highest risk, route, language."""
@@ -460,7 +603,11 @@ class Pipeline:
         )
 
     def _apply(self, session: Session, conversation: Conversation, message: Message,
-               decision: Decision, now: datetime) -> int:
+               decision: Decision, now: datetime, sent_now: list[str] | None = None) -> int:
+        """Apply a decision in the caller's transaction: the conversation's status, queue and
+        facts, and the replies (stored, and written to the outbox). `sent_now`: when given, the
+        replies that may go at once (nothing of this conversation still waits, no burst) are
+        leased to the caller, who posts them after the commit; their ids are appended."""
         conversation.welcomed = conversation.welcomed or decision.welcomed
         conversation.awaiting = decision.awaiting
         if decision.notice_at is not None:
@@ -489,27 +636,23 @@ class Pipeline:
             conversation.status = ConversationStatus.closed
             conversation.closed_at = now
         address = conversation.address_encrypted
-        first_slot = self._next_slot(session, conversation.id, now)
+        if decision.replies:
+            slot, free = next_slot(session, conversation.id, now, self.settings.reply_interval_seconds)
+            lease = SEND_LEASE if sent_now is not None and free and slot <= now else None
         for seq, text in enumerate(decision.replies):
-            reply = Message(channel=conversation.channel, direction=Direction.outbound,
+            reply = Message(id=new_id(), channel=conversation.channel, direction=Direction.outbound,
                             author=Author.bot, text=text, text_masked=text,
                             catalogue_ids=decision.catalogue_ids or None
                             if seq == decision.catalogue_reply else None,
                             created_at=now + timedelta(milliseconds=seq + 1))
             if not decision.delete:
                 conversation.messages.append(reply)
-                session.flush()
-            session.add(Outbox(
-                conversation_id=None if decision.delete else conversation.id,
-                message_id=None if decision.delete else reply.id,
-                reply_to=message.id,
-                seq=seq,
-                channel=conversation.channel,
-                address_encrypted=address,
-                text=text,
-                scheduled_at=first_slot + timedelta(milliseconds=seq * 10),
-                next_attempt_at=first_slot + timedelta(milliseconds=seq * 10),
-            ))
+            row = add_reply(session, channel=conversation.channel, address_encrypted=address,
+                            text=text, reply_to=message.id, seq=seq, at=slot,
+                            conversation_id=None if decision.delete else conversation.id,
+                            message_id=None if decision.delete else reply.id, lease=lease)
+            if lease is not None and sent_now is not None:
+                sent_now.append(row.id)
         if decision.replies:
             conversation.last_message_at = now
         if decision.delete:
@@ -523,16 +666,6 @@ class Pipeline:
                 session.delete(earlier)
             session.delete(conversation)
         return len(decision.replies)
-
-    def _next_slot(self, session: Session, conversation_id: str, now: datetime) -> datetime:
-        """Replies to one conversation are spaced: a burst of messages is slowed, not dropped."""
-        last = session.scalar(
-            select(func.max(Outbox.scheduled_at)).where(Outbox.conversation_id == conversation_id)
-        )
-        last = aware(last)
-        if last is None:
-            return now
-        return max(now, last + timedelta(seconds=self.settings.reply_interval_seconds))
 
     def _fallback(self, message_id: str) -> int:
         """A safe text and a person, when deciding failed."""
@@ -589,6 +722,7 @@ class Pipeline:
         if ids:
             logger.info("recovered %d unhandled message(s)", len(ids))
         return len(ids)
+
 
     # 4. a call turn (bot.channels.voice) ---------------------------------------------------
     # A phone call goes through the same boundary as a chat message: the caller's words are

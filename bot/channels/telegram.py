@@ -46,7 +46,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Request
 from fastapi.responses import JSONResponse
-from starlette.concurrency import run_in_threadpool
 from telegram import Bot, Message, Update
 from telegram.error import (
     BadRequest,
@@ -59,6 +58,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from bot import delivery
 from bot.channels.base import (
     DeliveryError,
     InboundMessage,
@@ -192,7 +192,7 @@ async def receive_update(services: Any, update: Update) -> bool:
         if inbound is None:
             logger.info("telegram update %d ignored (no private message)", update.update_id)
             return False
-        await run_in_threadpool(services.pipeline.process, inbound)
+        await delivery.process(services, inbound)  # the replies posted at once when it can
     return True
 
 

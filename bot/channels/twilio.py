@@ -37,6 +37,7 @@ from twilio.request_validator import (
     get_signature_algorithm,
 )
 
+from bot import delivery
 from bot.channels.base import (
     DeliveryError,
     InboundMessage,
@@ -144,7 +145,7 @@ def build_router(get_services: Any) -> APIRouter:
             received_at=utcnow(),
             media_kind=_media_kind(form),
         )
-        await run_in_threadpool(services.pipeline.process, inbound)
+        await delivery.process(services, inbound)  # the replies posted at once when it can
         return _twiml()
 
     @router.post(STATUS_PATH)

@@ -12,6 +12,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 logger = logging.getLogger(__name__)
@@ -40,7 +41,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cursor.close()
 
         return engine
-    return create_engine(url, pool_pre_ping=True, **kwargs)
+    # No pre-ping per checkout (a round trip, and on PostgreSQL a transaction, for every piece of
+    # work): a connection that died in the pool (a database restart) fails its first statement;
+    # SQLAlchemy then drops every older pooled connection, and the hot path runs its transaction
+    # once more on a fresh one (bot.pipeline; `lost_connection` tells that case apart).
+    return create_engine(url, **kwargs)
+
+
+def lost_connection(error: BaseException) -> bool:
+    """True when `error` is a database connection found dead (worth one more try on a new one)."""
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 def alembic_config(url: str) -> AlembicConfig:
