@@ -3,7 +3,7 @@
 Subcommands (their names and output are contracts):
   triage TEXT | triage --batch FILE      one JSON object per message
   nlu train | nlu test [--data PATH] [--json] | nlu export-corrections [--out PATH]
-  serve [--host 127.0.0.1] [--port 8000]
+  serve [--host 127.0.0.1] [--port 8000] [--workers N] [--no-worker]
   db upgrade
   worker [--once]                       deliver replies, purge old transcripts
   worker --check [--max-age 120]        exit 0 only when this host's worker beat recently
@@ -184,9 +184,17 @@ def _stop_on_signals(stop: "asyncio.Event") -> None:
 def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from bot.web.app import create_app
+    if args.workers < 1:
+        print("error: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers > 1 and not settings.redis_url:
+        # Each process would start an embedded Redis of its own: no shared queues or wake-ups.
+        print("error: --workers above 1 needs a shared Redis: set REDIS_URL", file=sys.stderr)
+        return 2
+    if settings.env is not Environment.production:
+        from bot.storage import db
 
-    app = create_app(settings, run_worker=not args.no_worker, reply_at_once=True)
+        db.upgrade(settings.effective_database_url)  # once, before the processes start
     _print_demo_logins(settings, f"http://{args.host}:{args.port}")
     channels = ["web chat (/chat)"]
     channels.append("Telegram (/webhooks/telegram)" if settings.telegram_enabled
@@ -198,12 +206,16 @@ def cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
     for line in channels:
         print(f"  channel: {line}")
     print("  replies are delivered " + ("by a separate `oudertelefoon worker`" if args.no_worker
-                                         else "by this process"))
+                                         else "by this process" if args.workers == 1
+                                         else f"by these {args.workers} processes"))
+    # An app factory (bot.web.app): each of the --workers processes loads the settings from the
+    # environment and builds its own services; one of all processes sweeps (bot.worker.Leader).
     # uvicorn turns SIGINT and SIGTERM into a graceful shutdown (the app's lifespan stops the
     # embedded Redis), then raises the signal again with the handler main() set (SystemExit).
     # An open dashboard keeps an event stream; give streams a few seconds, then stop anyway.
-    uvicorn.run(app, host=args.host, port=args.port, log_level=settings.log_level.lower(),
-                timeout_graceful_shutdown=5)
+    factory = "bot.web.app:serve_app_without_worker" if args.no_worker else "bot.web.app:serve_app"
+    uvicorn.run(factory, factory=True, workers=args.workers, host=args.host, port=args.port,
+                log_level=settings.log_level.lower(), timeout_graceful_shutdown=5)
     return 0
 
 
@@ -587,6 +599,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--no-worker", action="store_true",
                        help="do not deliver replies here (run `oudertelefoon worker` instead)")
+    serve.add_argument("--workers", type=int, default=1, metavar="N",
+                       help="web processes (above 1 needs REDIS_URL; PostgreSQL recommended)")
     serve.set_defaults(func=cmd_serve)
 
     db = sub.add_parser("db", help="database schema").add_subparsers(dest="db", required=True)

@@ -173,6 +173,9 @@ class Settings(BaseSettings):
     voice_dial_timeout: int = Field(default=20, ge=5, le=120, alias="VOICE_DIAL_TIMEOUT_SECONDS")
     # Replies to one conversation go out at most this often: a burst is slowed, never dropped.
     reply_interval_seconds: float = Field(default=1.0, ge=0, le=60, alias="REPLY_INTERVAL_SECONDS")
+    # How long a worker holds the replies it leased: a killed worker's replies go out this long
+    # later, by another worker. Longer than a round of sends (bot.worker.BATCH).
+    outbox_lease_seconds: float = Field(default=60.0, ge=2, le=600, alias="OUTBOX_LEASE_SECONDS")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO", alias="LOG_LEVEL")
     # Handoff: a claimed conversation returns to the queue (its place kept) when the person's
     # dashboard has been away this long, or at once when they go off shift.

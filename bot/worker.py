@@ -16,33 +16,31 @@ SIGKILLed at random moments while it delivers).
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
+import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import bindparam, func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, or_, select, update
+from sqlalchemy import text as sql_text
+from sqlalchemy.orm import Session, aliased, sessionmaker
 
-from bot.channels.base import DeliveryError, OutboundMessage, Sender, SendResult
+from bot.channels.base import DeliveryError, OutboundMessage, PartsLog, Sender, SendResult
 from bot.storage.crypto import AddressDecryptError, AddressVault
 from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, aware, utcnow
-
-# The outbox's wake-up lives with its one writer (bot.storage.outbox); re-exported for older imports.
-from bot.storage.outbox import WAKE_KEY as WAKE_KEY  # noqa: PLC0414
-from bot.storage.outbox import wake as wake  # noqa: PLC0414
-from bot.storage.outbox import wake_key
 from bot.storage.redis import key as redis_key
 from bot.storage.redis import prefix_of
 
 logger = logging.getLogger(__name__)
 
+WAKE_KEY = "ot:outbox:wake"  # the wake-up list for the default prefix "ot"; see wake_key()
 LEASE = timedelta(seconds=60)
-MIN_WAIT = 0.01  # seconds: the shortest sleep between rounds (a row due in a moment)
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 900
 # Sends in flight at once. More only queue up inside this process (the providers take a few
@@ -61,6 +59,10 @@ WHATSAPP_WINDOW = timedelta(hours=24)
 # failing (database away), stops beating and shows as unhealthy.
 HEARTBEAT_MAX_AGE = 120.0  # seconds; a round with a long backlog still beats after every batch
 HEARTBEAT_TTL = 3600  # seconds; a scaled-down worker's key goes away by itself
+
+
+def wake_key(prefix: str) -> str:
+    return redis_key(prefix, "outbox", "wake")
 
 
 def worker_name() -> str:
@@ -86,6 +88,119 @@ def heartbeat_age(client: redis.Redis, prefix: str, name: str | None = None,
     if beat != beat or beat in (float("inf"), float("-inf")):
         return None
     return max(0.0, (time.time() if now is None else now) - beat)
+
+
+def wake(client: redis.Redis | None, prefix: str | None = None) -> None:
+    """Tell the worker there is something to send (it also looks every second without this).
+    `prefix`: the installation's REDIS_KEY_PREFIX; by default the one bound to the client."""
+    if client is None:
+        return
+    name = wake_key(prefix or prefix_of(client))
+    try:
+        client.lpush(name, 1)
+        client.ltrim(name, 0, 0)
+    except redis.RedisError:
+        logger.warning("redis unavailable: the worker finds the replies on its next round")
+
+
+# The sweeper's lock (PostgreSQL advisory locks are per database): "ot" "sw".
+LEADER_LOCK = 0x6F74_7377
+
+
+class Leader:
+    """Exactly one sweeper among all processes. PostgreSQL: a session advisory lock on a
+    connection of its own, held while the process lives (a killed process's connection closes
+    and another worker takes over on its next round). SQLite: one process on one machine, by
+    a lock on a file beside the database (an in-memory database: this process)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._connection: Connection | None = None
+        self._file: int | None = None
+
+    def holds(self) -> bool:
+        """Whether this process leads now; takes the lead when nobody holds it."""
+        if self.engine.dialect.name != "postgresql":
+            return self._holds_file()
+        if self._connection is not None:
+            try:
+                self._connection.execute(sql_text("SELECT 1"))
+                return True
+            except Exception:  # the connection (and with it the lock) is gone
+                logger.warning("worker: lost the sweeper lock's connection")
+                self._drop()
+        connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        try:
+            got = bool(connection.execute(sql_text("SELECT pg_try_advisory_lock(:key)"),
+                                          {"key": LEADER_LOCK}).scalar())
+        except Exception:
+            connection.invalidate()
+            connection.close()
+            raise
+        if not got:
+            connection.close()
+            return False
+        logger.info("worker: this process sweeps (recovery, the desk's tick, purge)")
+        self._connection = connection
+        return True
+
+    def _holds_file(self) -> bool:
+        if self._file is not None:
+            return True
+        database = self.engine.url.database
+        if not database or database == ":memory:" or database.startswith("file:"):
+            return True
+        descriptor = os.open(f"{database}.leader", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(descriptor)
+            return False
+        self._file = descriptor
+        return True
+
+    def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            try:
+                connection.invalidate()  # closed, not back to the pool with the lock on it
+                connection.close()
+            except Exception as error:
+                logger.debug("worker: closing the sweeper connection failed (%s)",
+                             type(error).__name__)
+
+    def release(self) -> None:
+        self._drop()
+        descriptor, self._file = self._file, None
+        if descriptor is not None:
+            os.close(descriptor)
+
+
+# A leased row: id, channel, encrypted address, text, conversation id, attempts, parts already
+# sent, the provider id recorded with them.
+Leased = tuple[str, Channel, "bytes | None", str, "str | None", int, int, "str | None"]
+
+
+class SqlPartsLog(PartsLog):
+    """The parts of a split reply the provider accepted, recorded on the outbox row at once: a
+    retry by any worker (this one crashed) sends only the rest."""
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        super().__init__()
+        self.factory = factory
+
+    async def record(self, outbox_id: str, done: int, provider_id: str | None) -> None:
+        await super().record(outbox_id, done, provider_id)
+        try:
+            await asyncio.to_thread(self._write, outbox_id, done, provider_id)
+        except Exception as error:  # the memory still has it; only another worker would resend
+            logger.warning("could not record the parts sent of %s (%s)", outbox_id,
+                           type(error).__name__)
+
+    def _write(self, outbox_id: str, done: int, provider_id: str | None) -> None:
+        with self.factory.kw["bind"].begin() as connection:
+            connection.execute(update(Outbox).where(Outbox.id == outbox_id)
+                               .values(parts_sent=done, provider_message_id=provider_id))
 
 
 _MARKER: list[ThreadPoolExecutor] = []
@@ -124,8 +239,10 @@ class Worker:
         whatsapp_template: bool = False,
         prefix: str | None = None,
         name: str | None = None,
+        lease: timedelta = LEASE,
     ) -> None:
         self.factory = factory
+        self.lease = lease
         self.vault = vault
         self.senders = senders
         self.redis = redis_client
@@ -134,27 +251,73 @@ class Worker:
         self.clock = clock
         self.whatsapp_template = whatsapp_template
         self._postgres = factory.kw["bind"].dialect.name == "postgresql"
+        parts = SqlPartsLog(factory)
+        for sender in senders.values():
+            if isinstance(getattr(sender, "parts", None), PartsLog):
+                sender.parts = parts  # parts sent recorded in SQL, not only in this process
         # Replies the provider accepted, waiting to be marked sent (see _mark_sent).
         self._accepted: list[tuple[str, str | None, asyncio.Future[None]]] = []
         self._marking: asyncio.Task[None] | None = None
 
-    def _lease(self) -> list[tuple[str, Channel, bytes | None, str, str | None, int]]:
+    def _lease(self) -> list[Leased]:
+        """Lease what is due, keeping each conversation's order across workers: a row is leased
+        only when it is the oldest pending row of its conversation (a row in flight, leased by
+        any worker, or waiting for its retry, holds back everything after it). The head rows are
+        locked (SKIP LOCKED on PostgreSQL: two workers never take the same head) and leased
+        together with the due rows right behind them, so a conversation's burst goes out in one
+        round, in order, by one worker."""
         now = self.clock()
+        earlier = aliased(Outbox)
+        before = exists().where(
+            earlier.conversation_id == Outbox.conversation_id,
+            earlier.status == OutboxStatus.pending,
+            or_(earlier.scheduled_at < Outbox.scheduled_at,
+                and_(earlier.scheduled_at == Outbox.scheduled_at, earlier.seq < Outbox.seq),
+                and_(earlier.scheduled_at == Outbox.scheduled_at, earlier.seq == Outbox.seq,
+                     earlier.id < Outbox.id)),
+        )
         with self.factory() as session, session.begin():
             query = (
                 select(Outbox)
-                .where(Outbox.status == OutboxStatus.pending, Outbox.next_attempt_at <= now)
+                .where(Outbox.status == OutboxStatus.pending, Outbox.next_attempt_at <= now,
+                       or_(Outbox.conversation_id.is_(None), ~before))
                 .order_by(Outbox.next_attempt_at, Outbox.seq)
                 .limit(BATCH)
             )
             if self._postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = session.scalars(query).all()
-            leased = []
+                query = query.with_for_update(skip_locked=True, of=Outbox)
+            heads = list(session.scalars(query).all())
+            rows = list(heads)
+            conversations = [row.conversation_id for row in heads if row.conversation_id]
+            if conversations and len(rows) < BATCH:
+                # The rows right behind each head: ours while the head is leased (no other
+                # worker takes a row that is not the oldest of its conversation).
+                behind = session.scalars(
+                    select(Outbox)
+                    .where(Outbox.conversation_id.in_(conversations),
+                           Outbox.status == OutboxStatus.pending)
+                    .order_by(Outbox.conversation_id, Outbox.scheduled_at, Outbox.seq, Outbox.id)
+                ).all()
+                head_ids = {row.id for row in heads}
+                blocked: set[str | None] = set()
+                for row in behind:
+                    if len(rows) >= BATCH:
+                        break
+                    if row.id in head_ids or row.conversation_id in blocked:
+                        continue
+                    if (aware(row.next_attempt_at) or now) > now:  # not due: it and what follows wait
+                        blocked.add(row.conversation_id)
+                        continue
+                    rows.append(row)
+            leased: list[Leased] = []
             for row in rows:
-                row.next_attempt_at = now + LEASE
+                row.next_attempt_at = now + self.lease
                 leased.append((row.id, row.channel, row.address_encrypted, row.text,
-                               row.conversation_id, row.attempts))
+                               row.conversation_id, row.attempts, row.parts_sent,
+                               row.provider_message_id))
+            # In each conversation's order (the heads first, then the rows behind them).
+            order = {row.id: (row.scheduled_at, row.seq, row.id) for row in rows}
+            leased.sort(key=lambda item: order[item[0]])
             return leased
 
     async def run_once(self) -> int:
@@ -162,20 +325,20 @@ class Worker:
         leased = await asyncio.to_thread(self._lease)
         if not leased:
             return 0
-        groups: dict[str, list[tuple[str, Channel, bytes | None, str, str | None, int]]] = defaultdict(list)
+        groups: dict[str, list[Leased]] = defaultdict(list)
         for item in leased:
             groups[item[4] or item[0]].append(item)
         slots = asyncio.Semaphore(IN_FLIGHT)
         results = await asyncio.gather(*(self._deliver_group(g, slots) for g in groups.values()))
         return sum(results)
 
-    async def _deliver_group(self, items: list[tuple[str, Channel, bytes | None, str, str | None, int]],
-                             slots: asyncio.Semaphore) -> int:
+    async def _deliver_group(self, items: list[Leased], slots: asyncio.Semaphore) -> int:
         sent = 0
-        for index, (outbox_id, channel, address_token, text, conversation_id, attempts) in enumerate(items):
+        for index, (outbox_id, channel, address_token, text, conversation_id, attempts,
+                    parts_sent, part_id) in enumerate(items):
             async with slots:
                 ok = await self._deliver(outbox_id, channel, address_token, text, conversation_id,
-                                         attempts)
+                                         attempts, parts_sent=parts_sent, part_id=part_id)
             if not ok:
                 # Keep the order: the later replies of this conversation wait for this one, and
                 # are released from their lease to go right after its next attempt.
@@ -196,7 +359,8 @@ class Worker:
                     row.next_attempt_at = at + timedelta(milliseconds=offset)
 
     async def _deliver(self, outbox_id: str, channel: Channel, address_token: bytes | None,
-                       text: str, conversation_id: str | None, attempts: int) -> bool:
+                       text: str, conversation_id: str | None, attempts: int, *,
+                       parts_sent: int = 0, part_id: str | None = None) -> bool:
         """Try one row. False: it will be retried, so the conversation's later replies wait."""
         sender = self.senders.get(channel)
         if sender is None:
@@ -216,7 +380,8 @@ class Worker:
                 return True
             template = outside
         message = OutboundMessage(outbox_id=outbox_id, channel=channel, address=address, text=text,
-                                  conversation_id=conversation_id, template=template)
+                                  conversation_id=conversation_id, template=template,
+                                  parts_sent=parts_sent, part_id=part_id)
         try:
             result = await sender.send(message)
         except DeliveryError as error:
@@ -335,30 +500,39 @@ class Worker:
         last_handoff = 0.0
         last_on_call = 0.0
         loop = asyncio.get_running_loop()
-        while not stop.is_set():
-            try:
-                if recover is not None:
-                    await asyncio.to_thread(recover)
-                await asyncio.to_thread(self.beat)
-                while await self.run_once():
+        # Every worker delivers; only the leader (one among all processes) sweeps: recovers
+        # unhandled messages (so no message is recovered by two workers at once), runs the
+        # desk's tick, the on-call check and the purge.
+        leader = Leader(self.factory.kw["bind"])
+        try:
+            while not stop.is_set():
+                try:
+                    lead = await asyncio.to_thread(leader.holds)
+                    if lead and recover is not None:
+                        await asyncio.to_thread(recover)
                     await asyncio.to_thread(self.beat)
-                if on_call is not None and loop.time() - last_on_call >= on_call_seconds:
-                    last_on_call = loop.time()
-                    await asyncio.to_thread(on_call)
-                if handoff is not None and loop.time() - last_handoff >= handoff_seconds:
-                    last_handoff = loop.time()
-                    await asyncio.to_thread(handoff)
-                if housekeeping is not None and loop.time() - last_housekeeping >= housekeeping_seconds:
-                    last_housekeeping = loop.time()
-                    await asyncio.to_thread(housekeeping)
-                await asyncio.to_thread(self.beat)
-            except Exception as error:  # keep delivering; the next round retries
-                logger.error("worker round failed (%s)", type(error).__name__)
-            try:
-                await self._wait(stop, poll_seconds, wake_key(self.prefix))
-            except Exception as error:
-                logger.error("worker wait failed (%s)", type(error).__name__)
-                await asyncio.sleep(poll_seconds)
+                    while await self.run_once():
+                        await asyncio.to_thread(self.beat)
+                    if lead and on_call is not None and loop.time() - last_on_call >= on_call_seconds:
+                        last_on_call = loop.time()
+                        await asyncio.to_thread(on_call)
+                    if lead and handoff is not None and loop.time() - last_handoff >= handoff_seconds:
+                        last_handoff = loop.time()
+                        await asyncio.to_thread(handoff)
+                    if (lead and housekeeping is not None
+                            and loop.time() - last_housekeeping >= housekeeping_seconds):
+                        last_housekeeping = loop.time()
+                        await asyncio.to_thread(housekeeping)
+                    await asyncio.to_thread(self.beat)
+                except Exception as error:  # keep delivering; the next round retries
+                    logger.error("worker round failed (%s)", type(error).__name__)
+                try:
+                    await self._wait(stop, poll_seconds, wake_key(self.prefix))
+                except Exception as error:
+                    logger.error("worker wait failed (%s)", type(error).__name__)
+                    await asyncio.sleep(poll_seconds)
+        finally:
+            await asyncio.to_thread(leader.release)
 
     def beat(self) -> None:
         """Write the heartbeat (see HEARTBEAT_MAX_AGE). Without Redis there is nothing to write:
@@ -372,12 +546,9 @@ class Worker:
             logger.debug("redis unavailable: no heartbeat this round")
 
     async def _wait(self, stop: asyncio.Event, seconds: float, key: str) -> None:
-        """Sleep until the next row is due (a reply spaced in a burst, a retry), at most
-        `seconds`, or until the pipeline wakes the worker; not a fixed poll."""
-        seconds = await asyncio.to_thread(self._until_due, seconds)
         if self.redis is not None:
             try:
-                await asyncio.to_thread(self.redis.blpop, [key], max(MIN_WAIT, seconds))
+                await asyncio.to_thread(self.redis.blpop, [key], max(1, int(seconds)))
                 return
             except redis.RedisError:
                 pass  # Redis down or restarting: poll SQL instead
@@ -385,34 +556,3 @@ class Worker:
             await asyncio.wait_for(stop.wait(), timeout=seconds)
         except TimeoutError:
             pass
-
-    def _until_due(self, limit: float) -> float:
-        """Seconds until the next pending row that is not due yet becomes due (at most `limit`).
-        Rows already due and still pending are held back (their conversation's earlier reply
-        goes first): they do not shorten the sleep."""
-        now = self.clock()
-        with self.factory() as session:
-            due = aware(session.scalar(
-                select(func.min(Outbox.next_attempt_at))
-                .where(Outbox.status == OutboxStatus.pending, Outbox.next_attempt_at > now)))
-        if due is None:
-            return limit
-        return min(limit, max(MIN_WAIT, (due - now).total_seconds()))
-
-    async def deliver_now(self, ids: Sequence[str]) -> int:
-        """Post these outbox rows now, in this order (one conversation's reply, its parts in
-        order): what the process that wrote them leased to itself does right after its commit
-        (bot.delivery). A failure is left to the sweep as for any row: a retry is scheduled and
-        the rows after it wait for it. Returns how many were sent."""
-        items = await asyncio.to_thread(self._read, list(ids))
-        if not items:
-            return 0
-        return await self._deliver_group(items, asyncio.Semaphore(IN_FLIGHT))
-
-    def _read(self, ids: list[str]) -> list[tuple[str, Channel, bytes | None, str, str | None, int]]:
-        with self.factory() as session:
-            rows = {row.id: row for row in session.scalars(
-                select(Outbox).where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.pending))}
-        return [(row.id, row.channel, row.address_encrypted, row.text, row.conversation_id,
-                 row.attempts)
-                for row in (rows.get(outbox_id) for outbox_id in ids) if row is not None]
