@@ -22,25 +22,30 @@ import os
 import socket
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 
 import redis
-from sqlalchemy import Connection, Engine, and_, bindparam, exists, or_, select, update
+from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, or_, select, update
 from sqlalchemy import text as sql_text
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.channels.base import DeliveryError, OutboundMessage, PartsLog, Sender, SendResult
 from bot.storage.crypto import AddressDecryptError, AddressVault
 from bot.storage.models import Channel, Conversation, Outbox, OutboxStatus, aware, utcnow
+
+# The outbox's wake-up lives with its one writer (bot.storage.outbox); re-exported for older imports.
+from bot.storage.outbox import WAKE_KEY as WAKE_KEY  # noqa: PLC0414
+from bot.storage.outbox import wake as wake  # noqa: PLC0414
+from bot.storage.outbox import wake_key
 from bot.storage.redis import key as redis_key
 from bot.storage.redis import prefix_of
 
 logger = logging.getLogger(__name__)
 
-WAKE_KEY = "ot:outbox:wake"  # the wake-up list for the default prefix "ot"; see wake_key()
 LEASE = timedelta(seconds=60)
+MIN_WAIT = 0.01  # seconds: the shortest sleep between rounds (a row due in a moment)
 MAX_ATTEMPTS = 20
 MAX_BACKOFF_SECONDS = 900
 # Sends in flight at once. More only queue up inside this process (the providers take a few
@@ -59,10 +64,6 @@ WHATSAPP_WINDOW = timedelta(hours=24)
 # failing (database away), stops beating and shows as unhealthy.
 HEARTBEAT_MAX_AGE = 120.0  # seconds; a round with a long backlog still beats after every batch
 HEARTBEAT_TTL = 3600  # seconds; a scaled-down worker's key goes away by itself
-
-
-def wake_key(prefix: str) -> str:
-    return redis_key(prefix, "outbox", "wake")
 
 
 def worker_name() -> str:
@@ -88,19 +89,6 @@ def heartbeat_age(client: redis.Redis, prefix: str, name: str | None = None,
     if beat != beat or beat in (float("inf"), float("-inf")):
         return None
     return max(0.0, (time.time() if now is None else now) - beat)
-
-
-def wake(client: redis.Redis | None, prefix: str | None = None) -> None:
-    """Tell the worker there is something to send (it also looks every second without this).
-    `prefix`: the installation's REDIS_KEY_PREFIX; by default the one bound to the client."""
-    if client is None:
-        return
-    name = wake_key(prefix or prefix_of(client))
-    try:
-        client.lpush(name, 1)
-        client.ltrim(name, 0, 0)
-    except redis.RedisError:
-        logger.warning("redis unavailable: the worker finds the replies on its next round")
 
 
 # The sweeper's lock (PostgreSQL advisory locks are per database): "ot" "sw".
@@ -546,9 +534,12 @@ class Worker:
             logger.debug("redis unavailable: no heartbeat this round")
 
     async def _wait(self, stop: asyncio.Event, seconds: float, key: str) -> None:
+        """Sleep until the next row is due (a reply spaced in a burst, a retry), at most
+        `seconds`, or until the pipeline wakes the worker; not a fixed poll."""
+        seconds = await asyncio.to_thread(self._until_due, seconds)
         if self.redis is not None:
             try:
-                await asyncio.to_thread(self.redis.blpop, [key], max(1, int(seconds)))
+                await asyncio.to_thread(self.redis.blpop, [key], max(MIN_WAIT, seconds))
                 return
             except redis.RedisError:
                 pass  # Redis down or restarting: poll SQL instead
@@ -556,3 +547,34 @@ class Worker:
             await asyncio.wait_for(stop.wait(), timeout=seconds)
         except TimeoutError:
             pass
+
+    def _until_due(self, limit: float) -> float:
+        """Seconds until the next pending row that is not due yet becomes due (at most `limit`).
+        Rows already due and still pending are held back (their conversation's earlier reply
+        goes first): they do not shorten the sleep."""
+        now = self.clock()
+        with self.factory() as session:
+            due = aware(session.scalar(
+                select(func.min(Outbox.next_attempt_at))
+                .where(Outbox.status == OutboxStatus.pending, Outbox.next_attempt_at > now)))
+        if due is None:
+            return limit
+        return min(limit, max(MIN_WAIT, (due - now).total_seconds()))
+
+    async def deliver_now(self, ids: Sequence[str]) -> int:
+        """Post these outbox rows now, in this order (one conversation's reply, its parts in
+        order): what the process that wrote them leased to itself does right after its commit
+        (bot.delivery). A failure is left to the sweep as for any row: a retry is scheduled and
+        the rows after it wait for it. Returns how many were sent."""
+        items = await asyncio.to_thread(self._read, list(ids))
+        if not items:
+            return 0
+        return await self._deliver_group(items, asyncio.Semaphore(IN_FLIGHT))
+
+    def _read(self, ids: list[str]) -> list[Leased]:
+        with self.factory() as session:
+            rows = {row.id: row for row in session.scalars(
+                select(Outbox).where(Outbox.id.in_(ids), Outbox.status == OutboxStatus.pending))}
+        return [(row.id, row.channel, row.address_encrypted, row.text, row.conversation_id,
+                 row.attempts, row.parts_sent, row.provider_message_id)
+                for row in (rows.get(outbox_id) for outbox_id in ids) if row is not None]

@@ -26,6 +26,7 @@ from bot import __version__, catalogue_warning, logsafe
 from bot.channels import web as web_chat
 from bot.channels.base import Sender
 from bot.config import Environment, Settings, load_settings
+from bot.delivery import Courier
 from bot.intents.catalogue import Catalogue, load_catalogue
 from bot.intents.messages import Texts
 from bot.pipeline import Pipeline
@@ -67,6 +68,7 @@ class Services:
     auth: Any  # bot.web.auth.Auth (imported lazily: it imports this module's dependencies)
     senders: dict[Channel, Sender] = field(default_factory=dict)
     on_call: OnCall | None = None  # the on-call SMS (handoff.oncall); off without ON_CALL_PHONE
+    courier: Courier | None = None  # replies posted right after the commit (bot.delivery)
 
     def worker(self) -> Worker:
         return Worker(self.factory, self.vault, self.senders, redis_client=self.redis,
@@ -165,6 +167,7 @@ def create_app(
     services: Services | None = None,
     *,
     run_worker: bool = False,
+    reply_at_once: bool = False,
 ) -> FastAPI:
     """The app. `run_worker`: deliver replies in this process too (the one-command default)."""
     settings = settings or load_settings()
@@ -173,6 +176,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.services = services or await run_in_threadpool(build_services, settings)
+        if reply_at_once:  # webhooks post their replies right after the commit (bot.delivery)
+            app.state.services.courier = Courier(app.state.services.worker())
         # Production offering nothing (no checked catalogue entry) is said at start, loudly.
         catalogue_warning.log_at_start(settings, app.state.services.catalogue)
         # The queues' Redis index is rebuilt from SQL at every start: nothing queued is lost
@@ -263,9 +268,9 @@ def create_app(
 def serve_app() -> FastAPI:
     """The app factory of `oudertelefoon serve` (uvicorn's --factory; with --workers N each
     process calls it): settings from the environment, replies delivered by this process too."""
-    return create_app(load_settings(), run_worker=True)
+    return create_app(load_settings(), run_worker=True, reply_at_once=True)
 
 
 def serve_app_without_worker() -> FastAPI:
     """`oudertelefoon serve --no-worker`: a separate `oudertelefoon worker` delivers."""
-    return create_app(load_settings(), run_worker=False)
+    return create_app(load_settings(), run_worker=False, reply_at_once=True)
