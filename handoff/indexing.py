@@ -84,6 +84,7 @@ class IndexKeeper:
 
     def rebuild(self) -> int:
         """The Redis index from SQL: every queued conversation in its place, every claim marker."""
+        since = self.ctx.index.mark()  # what changes after this is newer than the read below
         with self.ctx.factory() as session:
             queued = session.scalars(
                 select(Conversation).where(Conversation.status == ConversationStatus.queued,
@@ -96,7 +97,8 @@ class IndexKeeper:
                     Conversation.status == ConversationStatus.claimed,
                     Conversation.claimed_by.is_not(None))
             ).all()
-        count = self.ctx.index.rebuild(entries, [(cid, uid) for cid, uid in claims if uid is not None])
+        count = self.ctx.index.rebuild(entries, [(cid, uid) for cid, uid in claims if uid is not None],
+                                       since=since)
         logger.info("queue index rebuilt from SQL: %d waiting, %d claimed", count, len(claims))
         return count
 
