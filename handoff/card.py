@@ -28,9 +28,9 @@ from bot.storage.models import (
     aware,
 )
 from bot.triage.types import Danger, Language, Risk, Theme
+from handoff.availability import Presence
 from handoff.context import URGENT, Actor, DeskContext, Outcome, may_take, ref
 from handoff.errors import Conflict, NotAllowed, NotFound
-from handoff.presence import Presence
 
 EARLIER_LIMIT = 5
 _RISK_ORDER = (Risk.none, Risk.concern, Risk.high, Risk.acute)

@@ -29,10 +29,10 @@ from bot.storage.models import (
     aware,
 )
 from bot.triage.types import Risk
+from handoff.availability import Presence
 from handoff.context import Actor, DeskContext, may_take, priority_of, queues_of
 from handoff.errors import Conflict, NotAllowed, NotFound
 from handoff.indexing import IndexKeeper
-from handoff.presence import Presence
 from stats import facts
 
 logger = logging.getLogger(__name__)

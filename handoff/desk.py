@@ -4,7 +4,8 @@ layer, the worker's round and the voice channel:
 - handoff.indexing: the Redis queue index kept in line with SQL (handoff.index is the index);
 - handoff.claims: claiming (one winner), claim-next, the warm handover, a call taken;
 - handoff.actions: reply, return to the queue, transfer, close, referral consent, alerts seen;
-- handoff.shifts and handoff.presence: shifts, the heartbeat, who is really there;
+- handoff.shifts, handoff.availability and handoff.presence: shifts, the heartbeat, who is
+  really there and what that allows;
 - handoff.moderation: blocks and standard texts (coordinators);
 - handoff.card: the handover card and transcript; handoff.queue_view: the queue page.
 
@@ -30,6 +31,7 @@ from bot.rules import QueueName
 from bot.storage.blocks import active_block
 from bot.storage.models import Block, StandardText, utcnow
 from handoff.actions import Actions
+from handoff.availability import HEARTBEAT_EVERY, OnShift, Presence
 from handoff.card import CardMessage, Cards, Earlier, HandoverCard, Urgency
 from handoff.claims import Claims, PhoneConnector
 from handoff.context import (
@@ -47,7 +49,6 @@ from handoff.errors import Conflict, DeskError, Invalid, NotAllowed, NotFound
 from handoff.index import QueueIndex
 from handoff.indexing import IndexKeeper
 from handoff.moderation import Moderation
-from handoff.presence import HEARTBEAT_EVERY, OnShift, Presence
 from handoff.queue_view import QueueItem, QueueSnapshot, QueueView
 from handoff.shifts import Shifts
 

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from bot.rules import PRIORITY, QueueName
 from bot.storage.models import Channel, Conversation, ConversationStatus, User, aware
 from bot.triage.types import Risk
+from handoff.availability import Presence
 from handoff.context import DeskContext
 from handoff.events import Event, publish
 from handoff.index import QueueEntry
-from handoff.presence import Presence
 
 logger = logging.getLogger(__name__)
 

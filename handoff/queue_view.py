@@ -22,11 +22,12 @@ from bot.storage.models import (
     aware,
 )
 from bot.triage.types import Risk
+from handoff.availability import OnShift, Presence
 from handoff.context import URGENT, Actor, DeskContext, may_take, queues_of, ref
 from handoff.estimate import estimate_wait
 from handoff.index import QueueEntry
 from handoff.indexing import IndexKeeper
-from handoff.presence import OnShift, Presence, present_count
+from handoff.presence import present_count
 
 
 @dataclass(frozen=True)

@@ -21,9 +21,9 @@ from bot.storage.models import (
     aware,
 )
 from handoff.actions import Actions
+from handoff.availability import Presence
 from handoff.context import Actor, DeskContext, may_take
 from handoff.errors import NotAllowed
-from handoff.presence import Presence
 
 logger = logging.getLogger(__name__)
 
