@@ -158,6 +158,14 @@ class Leader:
                              type(error).__name__)
 
     def release(self) -> None:
+        """Give the lead up now (a process that stops; a killed one gives it up as its
+        connection closes)."""
+        if self._connection is not None:
+            try:
+                self._connection.execute(sql_text("SELECT pg_advisory_unlock(:key)"),
+                                         {"key": LEADER_LOCK})
+            except Exception as error:  # closing the connection frees it anyway
+                logger.debug("worker: unlocking the sweeper lock failed (%s)", type(error).__name__)
         self._drop()
         descriptor, self._file = self._file, None
         if descriptor is not None:
