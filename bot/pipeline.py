@@ -48,6 +48,7 @@ from bot.storage.db import lost_connection
 from bot.storage.models import (
     AuditLog,
     Author,
+    Channel,
     Conversation,
     ConversationStatus,
     Direction,
@@ -789,7 +790,7 @@ class Pipeline:
                 voice=load_voice_texts(self.settings.messages_dir / "voice.yml"), texts=self.texts,
                 catalogue=self.catalogue, region=self.settings.region,
                 include_unverified=self.settings.include_unverified_catalogue, now=now,
-                zone=self.zone, reachable=reachable,
+                zone=self.zone, reachable=reachable, messages_dir=self.settings.messages_dir,
                 open_now={q: hours.is_open(now, self.zone) for q, hours in self.hours.items()},
                 next_opening={q: hours.next_opening(now, self.zone) for q, hours in self.hours.items()})
             view = CallView(status=conversation.status, route=conversation.route,
@@ -807,10 +808,35 @@ class Pipeline:
                     status=ConversationStatus.queued, queue=decision.queue, priority=decision.priority,
                     reason=decision.reason, awaiting=conversation.awaiting,
                     welcomed=conversation.welcomed), now)
-            if decision.audit is not None:
+            sent = False
+            if decision.sms is not None and conversation.address_encrypted:
+                # To the calling number (the conversation's address), once per call step: a
+                # replayed key press finds the row. Sent by the worker, like every reply.
+                last = session.scalar(select(Message.id).where(
+                    Message.conversation_id == conversation.id, Message.author == Author.parent)
+                    .order_by(Message.created_at.desc()).limit(1))
+                anchor_id = last or conversation.id
+                if session.scalar(select(Outbox.id).where(Outbox.reply_to == anchor_id,
+                                                          Outbox.channel == Channel.sms).limit(1)) is None:
+                    ids = [e.id for e in decision.entries]
+                    text = decision.sms
+                    reply = Message(channel=Channel.phone, direction=Direction.outbound,
+                                    author=Author.bot, text=text, text_masked=text,
+                                    catalogue_ids=ids, created_at=now)
+                    conversation.messages.append(reply)
+                    session.flush()
+                    session.add(Outbox(conversation_id=conversation.id, message_id=reply.id,
+                                       reply_to=anchor_id, seq=900, channel=Channel.sms,
+                                       address_encrypted=conversation.address_encrypted, text=text,
+                                       scheduled_at=now, next_attempt_at=now))
+                    facts.on_catalogue(session, conversation, ids)
+                    session.add(AuditLog(action="voice_sms_consent", conversation_id=conversation.id,
+                                         detail={"entries": ids}))
+                    sent = True
+            elif decision.audit is not None:
                 session.add(AuditLog(action=decision.audit, conversation_id=conversation.id))
             conversation_id = conversation.id
-        self._after((conversation_id, "queued" if queued else None), wake=False)
+        self._after((conversation_id, "queued" if queued else None), wake=sent)
         return CallOutcome(conversation_id, decision)
 
 

@@ -7,19 +7,21 @@ network). The call:
 
 1. POST /webhooks/twilio/voice: the greeting, then a <Gather> of speech or one key.
 2. POST /webhooks/twilio/voice/gather: the caller's words (SpeechResult, Confidence) or a key
-   (Digits). Words are stored through the pipeline's `receive` (channel phone, deduplicated on
-   CallSid + step, under the same retention as chats) and triaged with the same triage as text.
-   Then: acute -> emergency guidance at once, a professional on shift or a <Dial> to 113 /
-   Veilig Thuis; opening hours -> <Dial> a person on shift, who first hears a whisper; nobody ->
-   <Enqueue> and the dashboard queue; after hours -> when someone is back, catalogue entries, and
-   the keys 1 (an SMS with those entries) and 2 (a callback request).
+   (Digits), converted to the pipeline's inbound type (channel phone, deduplicated on CallSid +
+   step) and handed to `Pipeline.call_turn`: the same boundary as a chat message, which stores,
+   triages, decides (bot.intents.call.decide_call: the chat's danger kinds, queue rule and texts)
+   and applies. This module only renders the decision: guidance first for danger, then <Dial> of
+   a person present (who first hears a whisper), <Enqueue>, or after hours when someone is back,
+   catalogue entries and the keys 1 (an SMS with those entries) and 2 (a callback request).
 3. The rest: /choice (keys after the information), /whisper and /whisper/answer (the handover for
    the person who picks up), /dial-status (what became of a <Dial>), /wait (hold), /status (the
    call's end: duration and outcome in the audit log).
 
 The caller's number is kept only encrypted (services.vault), never logged and never shown on the
 dashboard; a volunteer's phone shows our own Twilio number (callerId), not the caller's.
-Every spoken text is in data/messages/voice.yml.
+Every spoken text is in data/messages/: voice.yml, and the chat's own entries (guidance, "when",
+the fallback) spoken with their numbers digit by digit. No decision is made here, and any error
+in a caller's request is answered with the safe fallback (`answer`), never a 500.
 """
 
 
@@ -54,26 +56,23 @@ from bot.intents.call import (
     down_words,
     load_voice_texts,
 )
-from bot.intents.catalogue import Catalogue, CatalogueEntry, render_entry
+from bot.intents.catalogue import Catalogue, CatalogueEntry
 from bot.intents.guidance import GUIDANCE_KINDS, spoken, spoken_number
 from bot.labels import RISK_LABELS, THEME_LABELS
 from bot.pipeline import Pipeline
 from bot.rules import QueueName
+from bot.storage.crypto import AddressDecryptError
 from bot.storage.models import (
     AuditLog,
     Author,
     Channel,
     Conversation,
-    Direction,
     Message,
-    Outbox,
     Shift,
     User,
 )
 from bot.triage.types import Language, Risk
-from bot.worker import wake
 from handoff.estimate import estimate_wait
-from stats import facts
 
 __all__ = ["VoiceTexts", "load_voice_texts", "spoken_number"]  # kept for older imports
 
@@ -182,7 +181,7 @@ def _decrypt_number(encrypted: bytes | None, vault: Any) -> str | None:
         return None
     try:
         number = vault.decrypt(encrypted).strip()
-    except Exception as error:  # noqa: BLE001 - an old key or a bad row: no number, say why
+    except AddressDecryptError as error:  # an old key or a bad row: no number, say why
         logger.warning("a phone number cannot be decrypted (%s)", type(error).__name__)
         return None
     return number if _E164.match(number) else None
@@ -492,7 +491,7 @@ class Line:
                 continue
             try:
                 number = self.services.vault.decrypt(user.phone_encrypted)
-            except Exception as error:  # noqa: BLE001 - a number under an old key: skip that person
+            except AddressDecryptError as error:  # a number under an old key: skip that person
                 logger.warning("a user's phone number cannot be decrypted (%s)", type(error).__name__)
                 continue
             if _E164.match(number.strip()):
@@ -666,9 +665,9 @@ class Line:
                 return response
             return self.goodbye(response, lang, "acute_queued")
         if key == "1" and entry_ids and call.number_known:
-            self.send_sms(call, conversation_id, entry_ids, lang)
-            self.say(response, "sms_sent", lang)
-            return self.goodbye(response, lang)
+            answered = self.turn(call, CallTurn(CallStep.sms, entries=tuple(entry_ids), language=lang),
+                                 conversation_id=conversation_id)
+            return answered or self.goodbye(response, lang)
         if key == "2" and mode == "after":
             if not call.number_known:
                 self.say(response, "number_hidden", lang)
@@ -682,41 +681,7 @@ class Line:
             return answered or self.goodbye(response, lang)
         return self.goodbye(response, lang)
 
-    # what is not a conversation turn: an SMS the caller asked for, the audit log ----------------
-
-    def send_sms(self, call: Call, conversation_id: str, entry_ids: list[str], lang: str) -> None:
-        """The spoken entries by SMS to the calling number: only after the caller pressed 1, once."""
-        language = Language.en if lang == "en" else Language.nl
-        entries = [self.catalogue.get(i) for i in entry_ids if i in self.catalogue]
-        if not entries or call.number is None:
-            return
-        text = "\n\n".join([self.texts.get("sms_intro", lang),
-                            *(render_entry(e, language, messages_dir=self.settings.messages_dir)
-                              for e in entries)])
-        with self.services.factory() as session, session.begin():
-            conversation = session.get(Conversation, conversation_id)
-            if conversation is None:
-                return
-            last = session.scalar(select(Message.id).where(
-                Message.conversation_id == conversation_id, Message.author == Author.parent)
-                .order_by(Message.created_at.desc()).limit(1))
-            anchor = last or conversation_id
-            if session.scalar(select(Outbox.id).where(Outbox.reply_to == anchor,
-                                                      Outbox.channel == Channel.sms).limit(1)):
-                return  # a replayed key press: sent once
-            message = Message(channel=Channel.phone, direction=Direction.outbound, author=Author.bot,
-                              text=text, text_masked=text, catalogue_ids=[e.id for e in entries],
-                              created_at=self.now)
-            conversation.messages.append(message)
-            session.flush()
-            session.add(Outbox(conversation_id=conversation_id, message_id=message.id, reply_to=anchor,
-                               seq=900, channel=Channel.sms,
-                               address_encrypted=self.services.vault.encrypt(call.number), text=text,
-                               scheduled_at=self.now, next_attempt_at=self.now))
-            facts.on_catalogue(session, conversation, [e.id for e in entries])
-            session.add(AuditLog(action="voice_sms_consent", conversation_id=conversation_id,
-                                 detail={"entries": [e.id for e in entries]}))
-        wake(self.services.redis)
+    # what is not a conversation turn: the audit log, the call's end ------------------------------
 
     def audit(self, conversation_id: str, action: str, **detail: Any) -> None:
         with self.services.factory() as session, session.begin():

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 import yaml
 
 from bot.errors import DataError
-from bot.intents.catalogue import Catalogue, CatalogueEntry
+from bot.intents.catalogue import DEFAULT_MESSAGES_DIR, Catalogue, CatalogueEntry, render_entry
 from bot.intents.dialogue import when_text
 from bot.intents.guidance import Guidance, guidance_kind, spoken
 from bot.intents.messages import Texts
@@ -112,6 +112,7 @@ class CallStep(str, enum.Enum):
     key = "key"  # the caller chose with a key: 1 a volunteer, 2 a professional (`CallTurn.queue`)
     nobody = "nobody"  # the person rung did not take the call (`queue`; with `kind`: danger now)
     callback = "callback"  # after hours, key 2: call me back when someone is there (`queue`)
+    sms = "sms"  # key 1 after entries were spoken: send them by SMS (`entries`), once
     failed = "failed"  # handling this request failed: the safe fallback
 
 
@@ -152,6 +153,8 @@ class CallTurn:
     language: str = "nl"
     #: How sure speech recognition is of the words (1.0: not given).
     confidence: float = 1.0
+    #: The catalogue entries that were spoken (CallStep.sms).
+    entries: tuple[str, ...] = ()
 
     def with_triage(self, result: TriageResult) -> CallTurn:
         return replace(self, triage=result)
@@ -171,6 +174,7 @@ class CallContext:
     next_opening: Mapping[QueueName, datetime]
     #: The queues with someone present who has a number for calls and was not rung yet.
     reachable: frozenset[QueueName] = frozenset()
+    messages_dir: Path = DEFAULT_MESSAGES_DIR  # the catalogue's labels for an entry sent by SMS
 
 
 @dataclass
@@ -190,6 +194,8 @@ class CallDecision:
     entries: list[CatalogueEntry] = field(default_factory=list)
     dial_target: str | None = None
     audit: str | None = None
+    #: The entries as one SMS to the calling number (the caller pressed 1 for it).
+    sms: str | None = None
 
 
 def heard(result: TriageResult, confidence: float, threshold: float) -> bool:
@@ -214,6 +220,15 @@ def decide_call(view: CallView, turn: CallTurn, ctx: CallContext) -> CallDecisio
         decision = CallDecision(CallNext.goodbye, lang, say=[ctx.voice.get("callback_done", lang)],
                                 audit="voice_callback_requested")
         return _queue(decision, view, queue, PRIORITY[view.highest_risk], REASON_CALLBACK)
+    if turn.step is CallStep.sms:
+        decision = CallDecision(CallNext.goodbye, lang, say=[ctx.voice.get("sms_sent", lang)])
+        decision.entries = [ctx.catalogue.get(i) for i in turn.entries if i in ctx.catalogue]
+        if decision.entries:
+            language = Language.en if lang == "en" else Language.nl
+            decision.sms = "\n\n".join([ctx.voice.get("sms_intro", lang), *(
+                render_entry(e, language, messages_dir=ctx.messages_dir) for e in decision.entries)])
+            decision.audit = "voice_sms_consent"
+        return decision
     if turn.step is CallStep.key:
         return _connect(view, queue_for(view.route, turn.queue), None, lang, ctx, first=True)
     if turn.step is CallStep.nobody:

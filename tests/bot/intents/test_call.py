@@ -229,3 +229,14 @@ def test_unsure_words_are_asked_again_unless_about_danger() -> None:
     assert heard(result(), 0.9, 0.4) and not heard(result(), 0.2, 0.4)
     assert heard(result(Risk.acute, Route.emergency), 0.1, 0.4)
     assert heard(result(Risk.none, Route.emergency), 0.1, 0.4)
+
+
+def test_entries_by_sms_only_those_spoken_and_known() -> None:
+    entry = CATALOGUE.pick(Theme.baby_care, region="amsterdam")[0]
+    decision = decide_call(view(), CallTurn(CallStep.sms, entries=(entry.id, "no-such-entry")), context())
+    assert decision.say == [VOICE.get("sms_sent", "nl")] and decision.next is CallNext.goodbye
+    assert decision.sms is not None and decision.sms.startswith(VOICE.get("sms_intro", "nl"))
+    assert entry.name in decision.sms and [e.id for e in decision.entries] == [entry.id]
+    assert decision.audit == "voice_sms_consent"
+    nothing = decide_call(view(), CallTurn(CallStep.sms, entries=("no-such-entry",)), context())
+    assert nothing.sms is None and nothing.audit is None
