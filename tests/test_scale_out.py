@@ -44,8 +44,6 @@ from bot.triage.embedded import EmbeddedModel
 from tests.browser.conftest import free_port
 from tests.channels.fake_telegram import FakeTelegram
 
-pytestmark = pytest.mark.postgres
-
 PARENTS = 200
 MESSAGES = 5
 SECRET = "scale-out-webhook-secret"
@@ -168,6 +166,7 @@ def _tcp_ports(pid: int) -> set[int]:
         return set()
 
 
+@pytest.mark.postgres
 def test_two_apps_and_two_workers_deliver_every_reply_once_in_order_through_a_sigkill(
     tmp_path: Path, model_cache: Path, embedded_model: EmbeddedModel, database_url: str,
     redis_url: str,
@@ -297,3 +296,23 @@ def test_two_apps_and_two_workers_deliver_every_reply_once_in_order_through_a_si
                 process.wait()
         engine.dispose()
         fake.stop()
+
+
+def test_processes_starting_at_once_share_one_development_secret(tmp_path: Path) -> None:
+    """The development SECRET_KEY file is made by whichever process comes first, whole: every
+    process that starts at the same moment reads that same key (none fails, none reads half)."""
+    var = tmp_path / "var"
+    env = {k: v for k, v in os.environ.items() if k != "SECRET_KEY"}
+    env.update(OUDERTELEFOON_ENV="development", OUDERTELEFOON_VAR_DIR=str(var))
+    code = ("import sys, time; from bot.config import load_settings; s = load_settings(); "
+            "time.sleep(max(0.0, float(sys.argv[1]) - time.time())); print(s.secret.decode())")
+    at = f"{time.time() + 2.0:.3f}"  # all of them ask at this moment
+    processes = [subprocess.Popen([sys.executable, "-c", code, at], env=env, text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                 for _ in range(8)]
+    results = [process.communicate(timeout=60) for process in processes]
+    assert [process.returncode for process in processes] == [0] * 8, results[0][1][-2000:]
+    keys = {out.strip() for out, _ in results}
+    assert len(keys) == 1 and len(keys.pop()) > 40
+    assert (var / "secret_key").stat().st_mode & 0o777 == 0o600
+    assert [path.name for path in var.iterdir() if path.name.startswith(".secret_key")] == []
