@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import redis
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
@@ -37,15 +37,13 @@ from bot.storage.models import (
     Handoff,
     HandoffStatus,
     Message,
-    Outbox,
     Role,
-    aware,
     role_may_take,
     role_queues,
     utcnow,
 )
+from bot.storage.outbox import PART_GAP, add_reply, next_slot, wake
 from bot.triage.types import Risk
-from bot.worker import wake
 from handoff.events import Event, publish
 from handoff.index import QueueIndex
 
@@ -150,11 +148,10 @@ class DeskContext:
 
     def send(self, session: Session, conversation: Conversation, texts: Sequence[str], *,
              user_id: str | None, author: Author = Author.person) -> None:
-        """Store and queue texts for the parent on their own channel."""
+        """Store texts for the parent and queue them on their own channel, through the outbox's
+        one writer (bot.storage.outbox: spaced only inside a burst). Call `wake` after the commit."""
         now = self.clock()
-        last = aware(session.scalar(select(func.max(Outbox.scheduled_at)).where(
-            Outbox.conversation_id == conversation.id)))
-        slot = now if last is None else max(now, last + timedelta(seconds=self.settings.reply_interval_seconds))
+        slot, _ = next_slot(session, conversation.id, now, self.settings.reply_interval_seconds)
         for seq, text in enumerate(texts):
             message = Message(channel=conversation.channel, direction=Direction.outbound, author=author,
                               text=text, text_masked=mask(text), user_id=user_id,
@@ -163,11 +160,9 @@ class DeskContext:
             session.flush()
             if conversation.channel is Channel.phone:
                 continue  # said on the line, not sent: the transcript keeps it for the card
-            at = slot + timedelta(milliseconds=seq * 10)
-            session.add(Outbox(conversation_id=conversation.id, message_id=message.id, reply_to=message.id,
-                               seq=0, channel=conversation.channel,
-                               address_encrypted=conversation.address_encrypted, text=text,
-                               scheduled_at=at, next_attempt_at=at))
+            add_reply(session, channel=conversation.channel, address_encrypted=conversation.address_encrypted,
+                      text=text, reply_to=message.id, seq=0, at=slot + PART_GAP * seq,
+                      conversation_id=conversation.id, message_id=message.id)
         conversation.last_message_at = now
 
     @staticmethod

@@ -50,8 +50,8 @@ from bot.storage.models import (
     aware,
     utcnow,
 )
+from bot.storage.outbox import wake
 from bot.triage.types import Risk
-from bot.worker import wake
 from handoff.context import ref
 from handoff.presence import present_count
 
