@@ -250,7 +250,7 @@ def risk_reason(reason: str) -> str:
 def urgency_headline(urgency: Any) -> str:
     """The card's first line for an acute or high conversation, in words a volunteer knows:
     "Spoed: de ouder schreef over zelfdoding", "Let op: signalen van een medisch probleem bij
-    een baby of kind". From the triage's risk, danger kind and theme (handoff.desk.Urgency)."""
+    een baby of kind". From the triage's risk, danger kind and theme (handoff.card.Urgency)."""
     if urgency is None:
         return ""
     acute = getattr(urgency.risk, "value", urgency.risk) == "acute"
