@@ -396,6 +396,7 @@ class Pipeline:
         conversation.last_inbound_at = now
         message = Message(
             id=new_id(),
+            conversation_id=conversation.id,
             channel=inbound.channel,
             direction=Direction.inbound,
             author=Author.parent,
@@ -404,17 +405,20 @@ class Pipeline:
             text_masked=mask(text),
             media_kind=inbound.media_kind.value if inbound.media_kind else None,
             created_at=now,
+            handled_at=now,  # stored and answered in this one transaction, or neither
         )
-        conversation.messages.append(message)
+        session.add(message)  # not through conversation.messages: that would load them all
         sent_now: list[str] | None = [] if send_now else None
         conversation_id = conversation.id
-        if conversation.status is ConversationStatus.closed and conversation.awaiting == "verdict":
-            count = self._verdict(session, conversation, message, now, sent_now)
-            message.handled_at = now
-            changed: tuple[str, str | None] | None = (conversation_id, None)
-        else:
-            decided = self._decide(session, conversation, message, command, result, now, sent_now)
-            count, changed = decided if decided is not None else (0, None)
+        # The rows written here are written once, at the commit (or where a step flushes on
+        # purpose), not before every query the decision makes.
+        with session.no_autoflush:
+            if conversation.status is ConversationStatus.closed and conversation.awaiting == "verdict":
+                count = self._verdict(session, conversation, message, now, sent_now)
+                changed: tuple[str, str | None] | None = (conversation_id, None)
+            else:
+                decided = self._decide(session, conversation, message, command, result, now, sent_now)
+                count, changed = decided if decided is not None else (0, None)
         return (Received(message.id, conversation_id, False, True, tuple(sent_now or ())),
                 count, changed)
 
@@ -641,13 +645,14 @@ class Pipeline:
             slot, free = next_slot(session, conversation.id, now, self.settings.reply_interval_seconds)
             lease = SEND_LEASE if sent_now is not None and free and slot <= now else None
         for seq, text in enumerate(decision.replies):
-            reply = Message(id=new_id(), channel=conversation.channel, direction=Direction.outbound,
+            reply = Message(id=new_id(), conversation_id=conversation.id,
+                            channel=conversation.channel, direction=Direction.outbound,
                             author=Author.bot, text=text, text_masked=text,
                             catalogue_ids=decision.catalogue_ids or None
                             if seq == decision.catalogue_reply else None,
                             created_at=now + timedelta(milliseconds=seq + 1))
             if not decision.delete:
-                conversation.messages.append(reply)
+                session.add(reply)
             row = add_reply(session, channel=conversation.channel, address_encrypted=address,
                             text=text, reply_to=message.id, seq=seq, at=slot,
                             conversation_id=None if decision.delete else conversation.id,
