@@ -62,6 +62,13 @@ def _dump(obj: dict[str, Any], out: TextIO) -> None:
     out.write(json.dumps(obj, ensure_ascii=False) + "\n")
 
 
+def _open_batch(path: str) -> TextIO:
+    """The batch file, or standard input for "-"; the caller closes it (``with``)."""
+    if path == "-":
+        return sys.stdin
+    return open(path, encoding="utf-8", errors="replace")
+
+
 def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
     if (args.text is None) == (args.batch is None):
         print("error: give either TEXT or --batch FILE", file=sys.stderr)
@@ -70,9 +77,8 @@ def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
     if args.text is not None:
         _dump(triage.run(args.text).contract(), sys.stdout)
         return 0
-    source = sys.stdin if args.batch == "-" else None
     try:
-        handle = source or open(args.batch, encoding="utf-8", errors="replace")
+        handle = _open_batch(args.batch)
     except OSError as error:
         print(f"error: cannot read {args.batch}: {error.strerror}", file=sys.stderr)
         return 2
@@ -95,7 +101,7 @@ def cmd_triage(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             try:
                 _dump(triage.run(item["text"]).contract(), sys.stdout)
-            except Exception as error:  # one bad line never stops the batch
+            except Exception as error:  # noqa: BLE001 - one bad line never stops the batch
                 # The type only: a traceback could quote the message text.
                 logger.error("triage failed on batch line %d: %s", number, type(error).__name__)
                 _dump({"line": number, "error": "triage failed"}, sys.stdout)
@@ -169,7 +175,7 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
     raise SystemExit(128 + signum)
 
 
-def _stop_on_signals(stop: "asyncio.Event") -> None:
+def _stop_on_signals(stop: asyncio.Event) -> None:
     """In a running loop: SIGINT and SIGTERM set `stop`; a SIGTERM that came during the start sets
     it at once."""
     import asyncio
@@ -268,7 +274,6 @@ def cmd_worker_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_worker(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
-    import signal
 
     if args.check:
         return cmd_worker_check(args, settings)
@@ -318,7 +323,6 @@ def cmd_telegram_set_webhook(args: argparse.Namespace, settings: Settings) -> in
 
 def cmd_telegram_poll(args: argparse.Namespace, settings: Settings) -> int:
     import asyncio
-    import signal
 
     from bot.channels.telegram import poll, require_token
     from bot.web.app import build_services

@@ -224,7 +224,7 @@ class Settings(BaseSettings):
             value = "postgresql://" + value[len("postgres://") :]
         if value.startswith("postgresql://"):
             value = "postgresql+psycopg://" + value[len("postgresql://") :]
-        if not (value.startswith("sqlite") or value.startswith("postgresql+psycopg://")):
+        if not value.startswith(("sqlite", "postgresql+psycopg://")):
             raise ValueError("must be a sqlite:/// or postgresql:// URL")
         return value
 
@@ -291,7 +291,7 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
-    def _check_secrets(self) -> "Settings":
+    def _check_secrets(self) -> Settings:
         """Production refuses weak secrets and a PUBLIC_BASE_URL that is not a public https
         address: one error naming every such variable, never a secret's value. Development and
         tests keep their defaults (a generated SECRET_KEY under var/, http://127.0.0.1:8000)."""
@@ -335,7 +335,7 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
-    def _check_on_call(self) -> "Settings":
+    def _check_on_call(self) -> Settings:
         # A configured safety alert that could never be sent is refused at start: better a failed
         # deploy that names what to fix than a quiet night without the alert.
         if self.on_call_phone is not None and not (self.twilio_enabled and self.twilio_sms_from):
@@ -444,8 +444,7 @@ def _format_error(error: ValidationError) -> str:
         loc = [str(x) for x in item.get("loc", ())]
         variable = alias_by_field.get(loc[0], loc[0].upper()) if loc else "configuration"
         message = item.get("msg", "invalid value")
-        if message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
+        message = message.removeprefix("Value error, ")
         value = item.get("input")
         if loc and isinstance(value, (str, int, float)) and variable not in _SECRET_VARIABLES:
             parts.append(f"{variable}: {message} (got {value!r})")

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import logging
+import math
 import os
 import socket
 import time
@@ -25,10 +26,23 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
+from typing import cast
 
 import redis
-from sqlalchemy import Connection, Engine, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Table,
+    and_,
+    bindparam,
+    exists,
+    func,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy import text as sql_text
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, aliased, sessionmaker
 
 from bot.channels.base import DeliveryError, OutboundMessage, PartsLog, Sender, SendResult
@@ -86,7 +100,7 @@ def heartbeat_age(client: redis.Redis, prefix: str, name: str | None = None,
         beat = float(raw.decode("ascii") if isinstance(raw, bytes) else raw)
     except (UnicodeDecodeError, ValueError):
         return None
-    if beat != beat or beat in (float("inf"), float("-inf")):
+    if not math.isfinite(beat):  # NaN or infinite: not a time
         return None
     return max(0.0, (time.time() if now is None else now) - beat)
 
@@ -114,7 +128,7 @@ class Leader:
             try:
                 self._connection.execute(sql_text("SELECT 1"))
                 return True
-            except Exception:  # the connection (and with it the lock) is gone
+            except SQLAlchemyError:  # the connection (and with it the lock) is gone
                 logger.warning("worker: lost the sweeper lock's connection")
                 self._drop()
         connection = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
@@ -153,7 +167,7 @@ class Leader:
             try:
                 connection.invalidate()  # closed, not back to the pool with the lock on it
                 connection.close()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - cleanup of a dead connection never raises
                 logger.debug("worker: closing the sweeper connection failed (%s)",
                              type(error).__name__)
 
@@ -164,7 +178,7 @@ class Leader:
             try:
                 self._connection.execute(sql_text("SELECT pg_advisory_unlock(:key)"),
                                          {"key": LEADER_LOCK})
-            except Exception as error:  # closing the connection frees it anyway
+            except SQLAlchemyError as error:  # closing the connection frees it anyway
                 logger.debug("worker: unlocking the sweeper lock failed (%s)", type(error).__name__)
         self._drop()
         descriptor, self._file = self._file, None
@@ -189,7 +203,8 @@ class SqlPartsLog(PartsLog):
         await super().record(outbox_id, done, provider_id)
         try:
             await asyncio.to_thread(self._write, outbox_id, done, provider_id)
-        except Exception as error:  # the memory still has it; only another worker would resend
+        # The memory still has it; only another worker would resend.
+        except Exception as error:  # noqa: BLE001 - a failed record never fails the send
             logger.warning("could not record the parts sent of %s (%s)", outbox_id,
                            type(error).__name__)
 
@@ -389,7 +404,7 @@ class Worker:
             # Refused for good: this row is done, the conversation's next replies need not wait.
             await asyncio.to_thread(self._finish, outbox_id, OutboxStatus.failed, None, str(error)[:200])
             return True
-        except Exception as error:  # an unexpected sender bug: retry, never drop
+        except Exception as error:  # noqa: BLE001 - an unexpected sender bug: retry, never drop
             logger.error("sender for %s crashed (%s)", channel.value, type(error).__name__)
             await asyncio.to_thread(self._retry, outbox_id, attempts, type(error).__name__)
             return False
@@ -416,7 +431,8 @@ class Worker:
             try:
                 await loop.run_in_executor(_marker(), self._finish_sent,
                                            [(row_id, provider_id) for row_id, provider_id, _ in batch])
-            except Exception as error:  # the rows stay pending: sent again after the lease
+            # The rows stay pending: sent again after the lease.
+            except Exception as error:  # noqa: BLE001 - handed on to every waiter, not swallowed
                 for _, _, done in batch:
                     if not done.done():
                         done.set_exception(error)
@@ -427,7 +443,7 @@ class Worker:
 
     def _finish_sent(self, rows: list[tuple[str, str | None]]) -> None:
         """Mark these rows sent, in one transaction of one statement (executed for each row)."""
-        table = Outbox.__table__
+        table = cast(Table, Outbox.__table__)  # a mapped class's table is a Table
         statement = (
             table.update()
             .where(table.c.id == bindparam("row_id"))
@@ -520,11 +536,11 @@ class Worker:
                         last_housekeeping = loop.time()
                         await asyncio.to_thread(housekeeping)
                     await asyncio.to_thread(self.beat)
-                except Exception as error:  # keep delivering; the next round retries
+                except Exception as error:  # noqa: BLE001 - keep delivering; the next round retries
                     logger.error("worker round failed (%s)", type(error).__name__)
                 try:
                     await self._wait(stop, poll_seconds, wake_key(self.prefix))
-                except Exception as error:
+                except Exception as error:  # noqa: BLE001 - the loop outlives a failed wait
                     logger.error("worker wait failed (%s)", type(error).__name__)
                     await asyncio.sleep(poll_seconds)
         finally:

@@ -26,17 +26,21 @@ from bot.hours import Hours
 from bot.intents.catalogue import Catalogue, phases_for, render_answer
 from bot.intents.guidance import guidance_kind
 from bot.intents.messages import Texts
-from bot.storage.models import ConversationStatus, QueueName
+from bot.rules import PRIORITY, QueueName, WaitEstimate
+from bot.storage.models import ConversationStatus
 from bot.triage.engine import TriageResult
 from bot.triage.types import ConversationIntent, Language, Risk, Route, Theme
-from bot.rules import PRIORITY, WaitEstimate
 
 NOTICE_INTERVAL = timedelta(minutes=10)
-_YES = re.compile(r"^\s*(ja+|jaa|jep|jup|yes|yep|ok(ay|e)?|zeker|graag|doe maar|klopt|evet|tak|si|sí|oui)\b", re.I)
-_NO = re.compile(r"^\s*(nee+|neen|no+|nope|niet|liever niet|hayir|hayır|nie|non)\b", re.I)
-_VOLUNTEER = re.compile(r"^\s*(1|een|één|vrijwillig\w*|volunteer|ervaringsouder|ouder)\b", re.I)
-_PROFESSIONAL = re.compile(r"^\s*(2|twee|prof\w*|hulpverlen\w*|deskundige)\b", re.I)
-_HUMAN_WORDS = re.compile(r"^\s*(mens|human|person|iemand)\s*[.!?]*\s*$", re.I)
+_YES = re.compile(
+    r"^\s*(ja+|jaa|jep|jup|yes|yep|ok(ay|e)?|zeker|graag|doe maar|klopt|evet|tak|si|sí|oui)\b",
+    re.IGNORECASE,
+)
+_NO = re.compile(r"^\s*(nee+|neen|no+|nope|niet|liever niet|hayir|hayır|nie|non)\b", re.IGNORECASE)
+_VOLUNTEER = re.compile(r"^\s*(1|een|één|vrijwillig\w*|volunteer|ervaringsouder|ouder)\b",
+                        re.IGNORECASE)
+_PROFESSIONAL = re.compile(r"^\s*(2|twee|prof\w*|hulpverlen\w*|deskundige)\b", re.IGNORECASE)
+_HUMAN_WORDS = re.compile(r"^\s*(mens|human|person|iemand)\s*[.!?]*\s*$", re.IGNORECASE)
 _DAYS = {
     "nl": ["maandag", "dinsdag", "woensdag", "donderdag", "vrijdag", "zaterdag", "zondag"],
     "en": ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"],

@@ -48,7 +48,7 @@ MAX_TEXT_CHARS = 100_000
 WEB_DIR = Path(__file__).resolve().parent
 
 
-def purge_now(services: "Services") -> None:
+def purge_now(services: Services) -> None:
     with db.transaction(services.factory) as session:
         purge(session, utcnow(), services.settings.retention_days)
 
@@ -236,13 +236,13 @@ def create_app(
             with services.engine.connect() as connection:
                 connection.execute(text("SELECT 1"))
             checks["database"] = "ok"
-        except Exception as error:  # health reports, it does not raise
+        except Exception as error:  # noqa: BLE001 - health reports, it does not raise
             logger.warning("health: database check failed: %s", type(error).__name__)
             checks["database"] = "error"
         try:
             services.redis.ping()
             checks["redis"] = "ok"
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - health reports, it does not raise
             logger.warning("health: redis check failed: %s", type(error).__name__)
             checks["redis"] = "error"
         ok = all(v == "ok" for v in checks.values())

@@ -175,7 +175,7 @@ def _zone(context: Any) -> ZoneInfo:
     request = context.get("request")
     try:
         return ZoneInfo(request.app.state.services.settings.timezone)
-    except Exception:  # a template rendered outside a request: Amsterdam time
+    except AttributeError:  # a template rendered outside a request (no services): Amsterdam time
         return ZoneInfo("Europe/Amsterdam")
 
 
@@ -292,7 +292,7 @@ def _catalogue_warning(request: Request) -> str | None:
     try:
         services = request.app.state.services
         return catalogue_warning.banner(services.settings, services.catalogue)
-    except Exception as error:  # the banner never breaks a page
+    except Exception as error:  # noqa: BLE001 - the banner never breaks a page
         logger.warning("dashboard: catalogue state unavailable: %s", type(error).__name__)
         return None
 
@@ -302,11 +302,12 @@ def _open_shift(request: Request, person: Person) -> Shift | None:
     try:
         factory = request.app.state.services.factory
         with factory() as session:
-            return session.scalar(
+            shift: Shift | None = session.scalar(
                 select(Shift).where(Shift.user_id == person.user_id, Shift.ended_at.is_(None))
                 .order_by(Shift.started_at.desc()).limit(1)
             )
-    except Exception as error:  # the top bar never breaks a page
+            return shift
+    except Exception as error:  # noqa: BLE001 - the top bar never breaks a page
         logger.warning("dashboard: shift state unavailable: %s", type(error).__name__)
         return None
 
@@ -314,11 +315,12 @@ def _open_shift(request: Request, person: Person) -> Shift | None:
 def _holder_name(request: Request, conversation_id: str) -> str | None:
     """The display name of whoever has claimed a conversation, if anyone."""
     with request.app.state.services.factory() as session:
-        return session.scalar(
+        name: str | None = session.scalar(
             select(User.display_name).join(Conversation, Conversation.claimed_by == User.id)
             .where(Conversation.id == conversation_id,
                    Conversation.status == ConversationStatus.claimed)
         )
+        return name
 
 
 def visible_to(event: events.Event, person: Person) -> bool:
@@ -404,7 +406,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         """A page that polls (its event stream is down) is there too: the same heartbeat."""
         try:
             _desk(request).heartbeat(person)
-        except Exception as error:  # the fragment matters more than the heartbeat
+        except Exception as error:  # noqa: BLE001 - the fragment matters more than the heartbeat
             logger.warning("dashboard: heartbeat failed: %s", type(error).__name__)
 
     @router.get("/dashboard/queue", response_class=HTMLResponse)
@@ -690,7 +692,8 @@ async def _stream(client: Any, desk: Any, person: Person, interval: float,
             await run_in_threadpool(desk.heartbeat, person)
         except DeskError:
             pass
-        except Exception as error:  # the stream goes on; the idle check is a safety net only
+        # The stream goes on; the idle check is a safety net only.
+        except Exception as error:  # noqa: BLE001 - a failed heartbeat never ends the stream
             logger.warning("dashboard: heartbeat failed: %s", type(error).__name__)
 
     task = asyncio.create_task(pump())
@@ -703,7 +706,7 @@ async def _stream(client: Any, desk: Any, person: Person, interval: float,
                 return
             try:
                 event = await asyncio.wait_for(inbox.get(), timeout=interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 yield ": ping\n\n"
                 await heartbeat()
                 continue

@@ -17,7 +17,8 @@ from fastapi.templating import Jinja2Templates
 from markupsafe import Markup
 
 from bot.labels import CHANNEL_LABELS, QUEUE_LABELS
-from bot.storage.models import Channel, QueueName, utcnow
+from bot.rules import QueueName
+from bot.storage.models import Channel, utcnow
 from bot.web.auth import Coordinator, Person
 from stats import charts, report
 from stats.report import Filters, Table
@@ -80,10 +81,12 @@ class Choice:
                                  "queue": QueueName(self.queue) if self.queue else None}
         today = now.astimezone(zone).date()
         if self.period == "custom":
+            first: date | None
+            last: date | None
             try:
                 first, last = date.fromisoformat(self.start), date.fromisoformat(self.end)
             except ValueError:
-                first = last = None  # type: ignore[assignment]
+                first = last = None
             if first is None or last is None:
                 self.problem = "Vul een begin- en einddatum in (dag, maand, jaar)."
             elif not (EARLIEST <= first <= LATEST and EARLIEST <= last <= LATEST):
@@ -95,7 +98,7 @@ class Choice:
                 self.problem = "De einddatum ligt voor de begindatum."
             elif (last - first).days >= report.MAX_DAYS:
                 self.problem = f"Kies een periode van hoogstens {report.MAX_DAYS} dagen."
-            if self.problem:
+            if self.problem or first is None or last is None:  # no date is a problem too
                 self.filters = Filters.last_days(int(DEFAULT_PERIOD), now, zone, **extra)
             else:
                 self.filters = Filters.between(first, last, zone, **extra)

@@ -133,7 +133,7 @@ def ref_of(conversation_id: str) -> str:
 
 def text_of(page: str) -> str:
     """The visible text of a page, roughly: tags out, entities decoded, spaces collapsed."""
-    without = re.sub(r"<script.*?</script>|<style.*?</style>", " ", page, flags=re.S)
+    without = re.sub(r"<script.*?</script>|<style.*?</style>", " ", page, flags=re.DOTALL)
     return re.sub(r"\s+", " ", html.unescape(re.sub(r"<[^>]+>", " ", without))).strip()
 
 
@@ -336,8 +336,10 @@ def test_acute_conversations_stand_out_for_who_may_take_them(
 
     professional = staff(app, services, Role.professional)
     page = professional.client.get("/dashboard")
-    row = re.search(r'<li class="row acute[^"]*"[^>]*data-conversation="%s".*?</li>' % conversation.id,
-                    page.text, re.S)
+    row = re.search(
+        rf'<li class="row acute[^"]*"[^>]*data-conversation="{conversation.id}".*?</li>',
+        page.text, re.DOTALL,
+    )
     assert row, page.text
     assert "ACUUT" in row.group(0) and "⚠" in row.group(0)  # not by colour alone
     assert 'data-professional="ja"' in page.text
@@ -353,7 +355,7 @@ def test_acute_conversations_stand_out_for_who_may_take_them(
         session.execute(update(Conversation).where(Conversation.id == conversation.id)
                         .values(acute_alert_at=utcnow()))
     page = professional.client.get(url)
-    alert = re.search(r'<div class="alert acute" role="alert".*?</div>', page.text, re.S)
+    alert = re.search(r'<div class="alert acute" role="alert".*?</div>', page.text, re.DOTALL)
     assert alert and "ACUUT" in alert.group(0) and "Gezien" in alert.group(0)
     response = professional.post(f"{url}/acknowledge")
     assert response.status_code == 303
@@ -496,7 +498,7 @@ def subscribers(services: Services, prefix: str) -> int:
 
 
 def test_event_stream(server: tuple[str, FastAPI], services: Services) -> None:
-    url, app = server
+    url, _ = server
     volunteer_id = make_user(services, "vera", Role.volunteer)
     person, token = services.auth.login("vera", PASSWORD, "127.0.0.1")
     prefix = services.desk.prefix

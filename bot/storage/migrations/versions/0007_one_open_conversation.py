@@ -23,11 +23,10 @@ a closed conversation still in it is refused by the conditional claim in SQL.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
-
 
 revision: str = '0007'
 down_revision: str | None = '0006'
@@ -49,7 +48,7 @@ def _close_duplicates() -> int:
     by_sender: dict[tuple[str, str], list[tuple[str, str, object]]] = {}
     for conversation_id, channel, pseudonym, status, created_at in rows:
         by_sender.setdefault((channel, pseudonym), []).append((conversation_id, status, created_at))
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     closed = 0
     for group in by_sender.values():
         # Newest first, then the busiest first (a stable sort keeps the newest among equals).
