@@ -76,9 +76,6 @@ LEVELS: dict[str, int] = {
 # (importer, imported) -> why it is still there. Must end empty; an entry that is no longer a
 # violation fails the test (remove it).
 KNOWN: dict[tuple[str, str], str] = {
-    ("bot.channels.web", "bot.web.security"):
-        "the rate counter hit() moved to bot.storage.redis; the adapter (mid-edit) still imports"
-        " it through the web layer",
     ("bot.pipeline", "handoff.estimate"):
         "the wait told to a parent reads presence from handoff; the composition root should hand"
         " the pipeline an estimator (a level-1 protocol)",

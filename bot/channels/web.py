@@ -28,21 +28,18 @@ import hmac
 import logging
 import re
 import secrets
+from datetime import timedelta
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, Cookie, Depends, HTTPException, Request, Response
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
 from pydantic import BaseModel, Field
-import redis
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
 from bot.channels.base import MAX_STORED_CHARS, InboundMessage
-from datetime import timedelta
-
-from bot.web.security import hit
-
 from bot.storage.models import (
     Author,
     Channel,
@@ -54,6 +51,7 @@ from bot.storage.models import (
     aware,
     utcnow,
 )
+from bot.storage.redis import hit
 
 logger = logging.getLogger(__name__)
 
@@ -85,7 +83,9 @@ def new_token(secret: bytes) -> str:
 def valid_token(secret: bytes, token: str | None) -> bool:
     """Signed by this server (with this SECRET_KEY)."""
     match = _TOKEN.match(token or "")
-    return bool(match) and hmac.compare_digest(match.group(2), _signature(secret, match.group(1)))
+    if match is None:
+        return False
+    return hmac.compare_digest(match.group(2), _signature(secret, match.group(1)))
 
 
 def limit_key(prefix: str, *parts: str) -> str:
@@ -198,7 +198,7 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
                         ot_chat: Annotated[str | None, Cookie()] = None) -> Response:
         """Snel weg, from the page (which has already moved on to the neutral site)."""
         from_this_site(request)
-        if valid_token(services.settings.secret, ot_chat):
+        if ot_chat is not None and valid_token(services.settings.secret, ot_chat):
             await run_in_threadpool(_unlink, services, ot_chat)
         response = Response(status_code=204)
         forget(request, response, services)
@@ -209,7 +209,7 @@ def build_router(templates: Jinja2Templates, get_services: Any) -> APIRouter:
                              ot_chat: Annotated[str | None, Cookie()] = None) -> RedirectResponse:
         """Snel weg without JavaScript: the same, then on to the neutral site."""
         from_this_site(request)
-        if valid_token(services.settings.secret, ot_chat):
+        if ot_chat is not None and valid_token(services.settings.secret, ot_chat):
             await run_in_threadpool(_unlink, services, ot_chat)
         response = RedirectResponse(services.settings.quick_exit_url, status_code=303)
         forget(request, response, services)
@@ -348,7 +348,7 @@ def _messages(factory: Any, pseudonym: str, after: int) -> dict[str, Any]:
             .limit(1)
         )
         closed = conversation is not None and conversation.status is ConversationStatus.closed
-        if closed and utcnow() - (aware(conversation.closed_at) or utcnow()) > CLOSED_VISIBLE:  # type: ignore[union-attr]
+        if closed and utcnow() - (aware(conversation.closed_at) or utcnow()) > CLOSED_VISIBLE:
             conversation = None
         if conversation is None:
             return {"messages": [], "next": 0, "closed": False}
