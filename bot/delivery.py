@@ -23,12 +23,13 @@ from anyio import to_thread
 
 from bot.channels.base import InboundMessage
 from bot.pipeline import Pipeline, Received
+from bot.storage.outbox import Written
 
 logger = logging.getLogger(__name__)
 
 
 class Deliverer(Protocol):
-    async def deliver_now(self, ids: Sequence[str]) -> int: ...
+    async def deliver_rows(self, items: Sequence[Written]) -> int: ...
 
 
 class Courier:
@@ -38,17 +39,18 @@ class Courier:
         self.worker = worker
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def send_soon(self, ids: Sequence[str]) -> None:
-        """Start posting these rows (in this order); returns at once."""
-        if not ids:
+    def send_soon(self, rows: Sequence[Written]) -> None:
+        """Start posting these rows, as the pipeline wrote them (in this order); returns at once.
+        They are not read back: this process wrote them a moment ago, leased to itself."""
+        if not rows:
             return
-        task = asyncio.get_running_loop().create_task(self._send(tuple(ids)))
+        task = asyncio.get_running_loop().create_task(self._send(tuple(rows)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    async def _send(self, ids: tuple[str, ...]) -> None:
+    async def _send(self, rows: tuple[Written, ...]) -> None:
         try:
-            await self.worker.deliver_now(ids)
+            await self.worker.deliver_rows(rows)
         except Exception as error:  # noqa: BLE001 - the rows stay pending: the worker sends them
             logger.warning("posting a reply at once failed (%s); the worker sends it",
                            type(error).__name__)
@@ -67,5 +69,5 @@ async def process(services: Any, inbound: InboundMessage) -> Received:
     received = await to_thread.run_sync(
         functools.partial(pipeline.process, inbound, send_now=courier is not None))
     if courier is not None:
-        courier.send_soon(received.outbox_ids)
+        courier.send_soon(received.outbox_rows)
     return received

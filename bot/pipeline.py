@@ -43,11 +43,12 @@ from bot.intents.dialogue import ConversationView, Decision, DialogueContext, In
 from bot.intents.messages import Texts
 from bot.privacy import mask
 from bot.rules import PRIORITY, queue_for_risk
-from bot.storage.blocks import active_block
+from bot.storage.blocks import active_block, active_block_id
 from bot.storage.db import lost_connection
 from bot.storage.models import (
     AuditLog,
     Author,
+    Block,
     Channel,
     Conversation,
     ConversationStatus,
@@ -61,7 +62,7 @@ from bot.storage.models import (
     new_id,
     utcnow,
 )
-from bot.storage.outbox import add_reply, next_slot, wake
+from bot.storage.outbox import Written, add_reply, next_slot, wake, written
 from bot.storage.redis import key as redis_key
 from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
@@ -89,6 +90,8 @@ def verdict_of(text: str) -> Verdict | None:
             return verdict
     return None
 SEEN_TTL_SECONDS = 3 * 24 * 3600
+# session.info key: the id of the conversation opened (not yet written) in this transaction.
+_NEW_CONVERSATION = "pipeline.new_conversation"
 
 
 # How often `receive` looks again after a unique index refused its insert (a concurrent request
@@ -121,6 +124,9 @@ class Received:
     handled: bool
     # The outbox rows the caller asked to post itself (`process(..., send_now=True)`), in order.
     outbox_ids: tuple[str, ...] = field(default=())
+    # The same rows as written (bot.storage.outbox.Written), so the caller posts them without
+    # reading them back.
+    outbox_rows: tuple[Written, ...] = field(default=(), repr=False)
 
 
 class Pipeline:
@@ -254,7 +260,12 @@ class Pipeline:
         return redis_key(self.settings.redis_prefix, "seen", inbound.channel.value,
                          inbound.provider_message_id)
 
-    def _active_conversation(self, session: Session, inbound: InboundMessage) -> Conversation:
+    def _active_conversation(self, session: Session, inbound: InboundMessage, *,
+                             flush: bool = True) -> Conversation:
+        """The sender's open conversation, locked (or their last one, for a verdict answer), or
+        a new one. `flush=False`: a new one is not written yet (its id and the values the
+        decision reads are set here), so it is inserted once, whole, at the commit, and its
+        unique index refuses it there; `_apply` knows it has no earlier replies."""
         conversation = session.scalar(
             select(Conversation)
             .where(
@@ -284,10 +295,15 @@ class Pipeline:
             # Insert, or (when the sender's other message opened one a moment ago) be refused by
             # the unique index on open conversations; `receive` then looks again and joins it.
             # FOR UPDATE above cannot lock a row that does not exist yet; the index can refuse it.
-            conversation = Conversation(channel=inbound.channel, pseudonym=inbound.pseudonym,
-                                        themes=[], created_at=self.clock())
+            conversation = Conversation(
+                id=new_id(), channel=inbound.channel, pseudonym=inbound.pseudonym, themes=[],
+                created_at=self.clock(), language="nl", status=ConversationStatus.bot,
+                highest_risk=Risk.none, route=Route.bot, welcomed=False)
             session.add(conversation)
-            session.flush()
+            if flush:
+                session.flush()
+            else:
+                session.info[_NEW_CONVERSATION] = conversation.id
         return conversation
 
     # 2. handle ---------------------------------------------------------------------------
@@ -360,15 +376,18 @@ class Pipeline:
         """The one transaction of `process`: dedupe, lock, store, decide, apply. Returns what was
         received, the number of replies written and what changed for people (None: nothing)."""
         now = self.clock()
-        existing = session.scalar(
-            select(Message).where(
+        # Two questions in one round trip: is this delivery stored already, is the sender blocked?
+        stored_id, block_id = session.execute(select(
+            select(Message.id).where(
                 Message.channel == inbound.channel,
                 Message.provider_message_id == inbound.provider_message_id,
-            )
-        )
-        if existing is not None:
-            return (Received(existing.id, existing.conversation_id, True,
-                             existing.handled_at is not None), 0, None)
+            ).scalar_subquery(),
+            active_block_id(inbound.channel, inbound.pseudonym, now).scalar_subquery(),
+        )).one()
+        if stored_id is not None:
+            existing = session.execute(select(Message.conversation_id, Message.handled_at)
+                                       .where(Message.id == stored_id)).one()
+            return (Received(stored_id, existing[0], True, existing[1] is not None), 0, None)
         if self._seen_before(inbound):
             # Stored once and deleted since ("verwijder mijn gegevens"): a replay is ignored.
             return Received(None, None, True, True), 0, None
@@ -379,7 +398,7 @@ class Pipeline:
             session.execute(sql_text("UPDATE conversations SET welcomed = welcomed "
                                      "WHERE channel = :channel AND pseudonym = :pseudonym"),
                             {"channel": inbound.channel.name, "pseudonym": inbound.pseudonym})
-        block = active_block(session, inbound.channel, inbound.pseudonym, now)
+        block = session.get(Block, block_id) if block_id is not None else None
         if block is not None:
             # A blocked sender: nothing is stored and nothing reaches the queue; one neutral
             # message, once per block (the outbox's unique reply_to makes it once).
@@ -389,8 +408,9 @@ class Pipeline:
             row = add_reply(session, channel=inbound.channel, address_encrypted=inbound.address_encrypted,
                             text=self.texts.get("blocked", "nl"), reply_to=block.id, seq=0, at=now,
                             lease=SEND_LEASE if send_now else None)
-            return Received(None, None, False, True, (row.id,) if send_now else ()), 1, None
-        conversation = self._active_conversation(session, inbound)
+            return Received(None, None, False, True, (row.id,) if send_now else (),
+                            (written(row),) if send_now else ()), 1, None
+        conversation = self._active_conversation(session, inbound, flush=False)
         conversation.address_encrypted = inbound.address_encrypted
         conversation.last_message_at = now
         conversation.last_inbound_at = now
@@ -408,7 +428,7 @@ class Pipeline:
             handled_at=now,  # stored and answered in this one transaction, or neither
         )
         session.add(message)  # not through conversation.messages: that would load them all
-        sent_now: list[str] | None = [] if send_now else None
+        sent_now: list[Outbox] | None = [] if send_now else None
         conversation_id = conversation.id
         # The rows written here are written once, at the commit (or where a step flushes on
         # purpose), not before every query the decision makes.
@@ -419,8 +439,9 @@ class Pipeline:
             else:
                 decided = self._decide(session, conversation, message, command, result, now, sent_now)
                 count, changed = decided if decided is not None else (0, None)
-        return (Received(message.id, conversation_id, False, True, tuple(sent_now or ())),
-                count, changed)
+        rows = sent_now or []
+        return (Received(message.id, conversation_id, False, True, tuple(row.id for row in rows),
+                         tuple(written(row) for row in rows)), count, changed)
 
     def _store_then_fallback(self, inbound: InboundMessage) -> Received:
         """Deciding failed: store the message on its own (an error here goes to the provider, who
@@ -468,7 +489,7 @@ class Pipeline:
 
     def _decide(self, session: Session, conversation: Conversation, message: Message,
                 command: str | None, result: TriageResult | None, now: datetime,
-                sent_now: list[str] | None = None) -> tuple[int, tuple[str, str | None]] | None:
+                sent_now: list[Outbox] | None = None) -> tuple[int, tuple[str, str | None]] | None:
         """Decide and apply a triaged message, in the caller's transaction. None: nothing to
         answer. `sent_now`: see `_apply`."""
         if result is None and message.media_kind is None and command is None:
@@ -511,7 +532,7 @@ class Pipeline:
         return count, (conversation.id, change)
 
     def _verdict(self, session: Session, conversation: Conversation, message: Message,
-                 now: datetime, sent_now: list[str] | None = None) -> int:
+                 now: datetime, sent_now: list[Outbox] | None = None) -> int:
         """The parent's answer to "Heb je hier iets aan gehad?": counted, never linked to them."""
         verdict = verdict_of(message.text)
         conversation.awaiting = None
@@ -540,7 +561,7 @@ class Pipeline:
 
     def _referral_answer(self, session: Session, conversation: Conversation, message: Message,
                          result: TriageResult | None, now: datetime,
-                         sent_now: list[str] | None = None) -> int:
+                         sent_now: list[Outbox] | None = None) -> int:
         """The parent answers the person's question "may I make a summary for <service>?"."""
         answer = consent_answer(message.text, result)
         if answer is None:
@@ -608,11 +629,11 @@ class Pipeline:
         )
 
     def _apply(self, session: Session, conversation: Conversation, message: Message,
-               decision: Decision, now: datetime, sent_now: list[str] | None = None) -> int:
+               decision: Decision, now: datetime, sent_now: list[Outbox] | None = None) -> int:
         """Apply a decision in the caller's transaction: the conversation's status, queue and
         facts, and the replies (stored, and written to the outbox). `sent_now`: when given, the
         replies that may go at once (nothing of this conversation still waits, no burst) are
-        leased to the caller, who posts them after the commit; their ids are appended."""
+        leased to the caller, who posts them after the commit; their rows are appended."""
         conversation.welcomed = conversation.welcomed or decision.welcomed
         conversation.awaiting = decision.awaiting
         if decision.notice_at is not None:
@@ -642,7 +663,11 @@ class Pipeline:
             conversation.closed_at = now
         address = conversation.address_encrypted
         if decision.replies:
-            slot, free = next_slot(session, conversation.id, now, self.settings.reply_interval_seconds)
+            if session.info.get(_NEW_CONVERSATION) == conversation.id:
+                slot, free = now, True  # opened in this transaction: nothing of it waits
+            else:
+                slot, free = next_slot(session, conversation.id, now,
+                                       self.settings.reply_interval_seconds)
             lease = SEND_LEASE if sent_now is not None and free and slot <= now else None
         for seq, text in enumerate(decision.replies):
             reply = Message(id=new_id(), conversation_id=conversation.id,
@@ -658,7 +683,7 @@ class Pipeline:
                             conversation_id=None if decision.delete else conversation.id,
                             message_id=None if decision.delete else reply.id, lease=lease)
             if lease is not None and sent_now is not None:
-                sent_now.append(row.id)
+                sent_now.append(row)
         if decision.replies:
             conversation.last_message_at = now
         if decision.delete:

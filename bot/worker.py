@@ -595,6 +595,13 @@ class Worker:
             return 0
         return await self._deliver_group(items, asyncio.Semaphore(IN_FLIGHT))
 
+    async def deliver_rows(self, items: Sequence[Leased]) -> int:
+        """`deliver_now` for rows the caller has just written, leased to itself, their data in
+        hand (bot.delivery): nothing to read back first."""
+        if not items:
+            return 0
+        return await self._deliver_group(list(items), asyncio.Semaphore(IN_FLIGHT))
+
     def _read(self, ids: list[str]) -> list[Leased]:
         with self.factory() as session:
             rows = {row.id: row for row in session.scalars(

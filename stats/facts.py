@@ -21,6 +21,7 @@ from bot.storage.models import (
     Conversation,
     Verdict,
     aware,
+    new_id,
     utcnow,
 )
 
@@ -33,16 +34,24 @@ def hour_of(moment: datetime) -> datetime:
 def fact_for(session: Session, conversation: Conversation, *, after_hours: bool = False) -> ContactFact:
     """The conversation's fact row, created on first use."""
     if conversation.fact_id:
-        fact = session.get(ContactFact, conversation.fact_id)
+        fact = _get(session, conversation.fact_id)
         if fact is not None:
             return fact
-    fact = ContactFact(hour=hour_of(conversation.created_at or utcnow()), channel=conversation.channel,
-                       language=conversation.language or "nl", themes=[], catalogue_given=[],
-                       after_hours=after_hours)
-    session.add(fact)
-    session.flush()
+    fact = ContactFact(id=new_id(), hour=hour_of(conversation.created_at or utcnow()),
+                       channel=conversation.channel, language=conversation.language or "nl",
+                       themes=[], catalogue_given=[], after_hours=after_hours)
+    session.add(fact)  # written with the caller's other rows (no flush of its own)
+    session.info.setdefault(_NEW_FACTS, {})[fact.id] = fact
     conversation.fact_id = fact.id
     return fact
+
+
+_NEW_FACTS = "facts.new"  # session.info: facts added in this transaction, not written yet
+
+
+def _get(session: Session, fact_id: str) -> ContactFact | None:
+    """A fact by id, also one added in this transaction and not yet written."""
+    return session.info.get(_NEW_FACTS, {}).get(fact_id) or session.get(ContactFact, fact_id)
 
 
 def on_message(session: Session, conversation: Conversation, *, after_hours: bool) -> None:
@@ -56,7 +65,8 @@ def on_message(session: Session, conversation: Conversation, *, after_hours: boo
     new = [t for t in (conversation.themes or []) if t not in (fact.themes or [])]
     if new:
         fact.themes = [*(fact.themes or []), *new]
-        existing = set(session.scalars(select(ContactTheme.theme).where(ContactTheme.fact_id == fact.id)))
+        existing = set() if fact in session.new else set(
+            session.scalars(select(ContactTheme.theme).where(ContactTheme.fact_id == fact.id)))
         for theme in new:
             if theme not in existing:
                 session.add(ContactTheme(fact_id=fact.id, theme=theme, hour=fact.hour))
@@ -101,12 +111,12 @@ def on_left(session: Session, conversation: Conversation) -> None:
     """The conversation ends (stopped, deleted, purged) while it still waited for a person."""
     if conversation.fact_id is None:
         return
-    fact = session.get(ContactFact, conversation.fact_id)
+    fact = _get(session, conversation.fact_id)
     if fact is not None and fact.handed_over and fact.waited_seconds is None:
         fact.abandoned = True
 
 
 def on_verdict(session: Session, fact_id: str, verdict: Verdict) -> None:
-    fact = session.get(ContactFact, fact_id)
+    fact = _get(session, fact_id)
     if fact is not None:
         fact.verdict = verdict

@@ -84,6 +84,16 @@ def next_slot(session: Session, conversation_id: str | None, now: datetime,
     return max(now, waiting + timedelta(seconds=interval_seconds)), False
 
 
+# A row as written, with what a sender needs (the worker's Leased): id, channel, address, text,
+# conversation, attempts, parts sent, provider id of the parts sent.
+Written = tuple[str, Channel, "bytes | None", str, "str | None", int, int, "str | None"]
+
+
+def written(row: Outbox) -> Written:
+    """A row just added by `add_reply`, as the sender takes it (nothing sent or tried yet)."""
+    return (row.id, row.channel, row.address_encrypted, row.text, row.conversation_id, 0, 0, None)
+
+
 def add_reply(
     session: Session,
     *,

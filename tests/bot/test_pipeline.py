@@ -265,3 +265,64 @@ def test_the_webhook_process_posts_the_reply_right_after_the_commit(services: Se
     assert counted.commits <= 1 + len(received.outbox_ids)
     # The worker finds nothing left to send.
     assert run_async(lambda: services.worker().run_once()) == 0
+
+
+class Statements:
+    """Records the SQL statements run on an engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.seen: list[str] = []
+
+    def __enter__(self) -> Statements:
+        event.listen(self.engine, "before_cursor_execute", self._statement)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        event.remove(self.engine, "before_cursor_execute", self._statement)
+
+    def _statement(self, _connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        self.seen.append(" ".join(statement.split()).upper())
+
+
+def test_a_new_conversation_is_written_once_and_asks_nothing_it_knows(services: Services) -> None:
+    """The first message of a sender: the conversation and its fact are inserted whole at the
+    commit (never inserted, then updated), nothing asks for earlier replies of a conversation
+    that did not exist, and "stored before?" and "blocked?" are one question."""
+    address = f"p-{uuid.uuid4().hex[:8]}"
+    with Statements(services.engine) as recorded:
+        received = services.pipeline.process(inbound(services, address, QUESTION))
+    assert received.handled and len(rows_to(services, address)) >= 1
+    assert not [s for s in recorded.seen if s.startswith("UPDATE CONVERSATIONS SET")
+                and "WELCOMED = WELCOMED" not in s]  # (SQLite's write lock is not an update)
+    assert not [s for s in recorded.seen if s.startswith("UPDATE CONTACT_FACTS")]
+    assert not [s for s in recorded.seen if "FROM OUTBOX" in s]
+    assert not [s for s in recorded.seen if s.startswith("SELECT CONTACT_THEMES")]
+    assert len([s for s in recorded.seen if "FROM BLOCKS" in s]) == 1
+    with services.factory() as session:
+        conversation = session.scalar(select(Conversation).where(
+            Conversation.id == received.conversation_id))
+        assert conversation is not None and conversation.fact_id is not None
+        assert conversation.status is ConversationStatus.bot and conversation.welcomed
+
+
+def test_the_courier_posts_the_rows_as_written_without_reading_them_back(services: Services) -> None:
+    recorder = Recorder()
+    services.senders[Channel.telegram] = recorder
+    services.courier = delivery.Courier(services.worker())
+    address = f"p-{uuid.uuid4().hex[:8]}"
+
+    async def webhook() -> Any:
+        received = await delivery.process(services, inbound(services, address, QUESTION))
+        assert services.courier is not None
+        await services.courier.drain()
+        return received
+
+    with Statements(services.engine) as recorded:
+        received = run_async(webhook)
+    assert [row[0] for row in received.outbox_rows] == list(received.outbox_ids)
+    assert not [s for s in recorded.seen if s.startswith("SELECT") and "FROM OUTBOX" in s]
+    stored = {row.id: row for row in rows_to(services, address)}
+    assert [m.text for m in recorder.sent] == [stored[i].text for i in received.outbox_ids]
+    assert [m.address for m in recorder.sent] == [address] * len(received.outbox_ids)
+    assert all(stored[i].status is OutboxStatus.sent for i in received.outbox_ids)
