@@ -189,7 +189,8 @@ class Claims:
             return
         try:
             self.on_claim_phone(conversation_id, user_id)
-        except Exception as error:  # the claim stands; the person sees it and can call back
+        # The claim stands; the person sees it and can call back.
+        except Exception as error:  # noqa: BLE001 - a failed connect never undoes the claim
             logger.error("connecting %s failed (%s)", what, type(error).__name__)
 
     def take_call(self, conversation_id: str, user_id: str) -> bool:

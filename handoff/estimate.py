@@ -13,13 +13,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.hours import Hours
-from bot.rules import PRIORITY, WaitEstimate
+from bot.rules import PRIORITY, QueueName, WaitEstimate
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
     Handoff,
     HandoffStatus,
-    QueueName,
     User,
     aware,
     role_may_take,

@@ -9,6 +9,7 @@ is reconnecting is not delivered to it, so consumers should refresh their view a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import random
@@ -74,8 +75,11 @@ class Event:
             data = json.loads(raw)
         except (TypeError, ValueError) as exc:
             raise ValueError("not an event: unreadable JSON") from exc
-        if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-            raise ValueError("not an event: no type")
+        match data:
+            case {"type": str()}:
+                pass
+            case _:  # not an object, or no text type: a ValueError like any other bad input
+                raise ValueError("not an event: no type")
         fields = ("type", "conversation_id", "queue", "user_id", "priority")
         try:
             return cls(**{k: data[k] for k in fields if data.get(k) is not None})
@@ -173,7 +177,6 @@ async def subscribe(client: redis.Redis, prefix: str = "ot") -> AsyncIterator[Ev
 
 async def _close(pubsub: Any, aclient: redis.asyncio.Redis) -> None:
     for closing in (pubsub.aclose, aclient.aclose):
-        try:
+        # Closing a broken connection may fail; nothing to do.
+        with contextlib.suppress(Exception):
             await closing()
-        except Exception:  # noqa: BLE001 - closing a broken connection may fail; nothing to do
-            pass

@@ -26,17 +26,18 @@ import logging
 import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, cast
 
 import redis
 
-from bot.storage.models import QueueName, utcnow
+from bot.rules import QueueName
+from bot.storage.models import utcnow
 from bot.storage.redis import key as redis_key
 
 logger = logging.getLogger(__name__)
 
-EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 PRIORITY_STEP = 10**13  # epoch milliseconds stay below this until the year 2286
 CANDIDATES = 200  # claim_next looks at this many entries at the head of each queue
 ANY_PRIORITY = 1_000_000  # claim_next's "take any priority from this queue"
@@ -60,8 +61,8 @@ class QueueEntry:
 def _utc(moment: datetime) -> datetime:
     """Naive datetimes are UTC (SQLite gives them back naive)."""
     if moment.tzinfo is None:
-        return moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc)
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _epoch_ms(moment: datetime) -> int:
@@ -414,7 +415,8 @@ class QueueIndex:
 
     def waiting(self, queue: QueueName) -> list[str]:
         """The ids in `queue`, in claim order."""
-        return [_text(member) for member in self.client.zrange(self.queue_key(queue), 0, -1)]
+        members = cast(list[bytes | str], self.client.zrange(self.queue_key(queue), 0, -1))
+        return [_text(member) for member in members]
 
     def entries(self, queues: Sequence[QueueName]) -> list[QueueEntry]:
         """The entries of `queues`, merged in claim order."""

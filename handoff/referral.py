@@ -14,8 +14,9 @@ from bot.triage.types import ConversationIntent, Language
 
 MAX_WORDS_CHARS = 900
 
-_YES = re.compile(r"^\s*(ja+|jaa|jep|jup|yes|yep|ok(ay|e)?|zeker|graag|doe maar|prima|goed)\b", re.I)
-_NO = re.compile(r"^\s*(nee+|neen|no+|nope|niet|liever niet)\b", re.I)
+_YES = re.compile(r"^\s*(ja+|jaa|jep|jup|yes|yep|ok(ay|e)?|zeker|graag|doe maar|prima|goed)\b",
+                  re.IGNORECASE)
+_NO = re.compile(r"^\s*(nee+|neen|no+|nope|niet|liever niet)\b", re.IGNORECASE)
 
 
 def consent_answer(text: str, triage: TriageResult | None) -> bool | None:

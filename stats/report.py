@@ -29,7 +29,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from statistics import median
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -38,17 +38,17 @@ from sqlalchemy import Select, String, cast, func, or_, select
 from sqlalchemy.orm import Session
 
 from bot.intents.catalogue import Catalogue
+from bot.labels import CHANNEL_LABELS, OUTCOME_LABELS, QUEUE_LABELS, RISK_LABELS, THEME_LABELS
+from bot.rules import QueueName
 from bot.storage.models import (
     Channel,
     ContactFact,
     ContactTheme,
-    QueueName,
     Shift,
     Verdict,
     aware,
 )
 from bot.triage.types import Route
-from bot.labels import CHANNEL_LABELS, OUTCOME_LABELS, QUEUE_LABELS, RISK_LABELS, THEME_LABELS
 
 SMALL = 5
 MAX_DAYS = 366
@@ -96,15 +96,15 @@ class Filters:
         from local midnight `days - 1` days ago up to tomorrow's local midnight. Without `zone`
         the days are UTC days."""
         zone = zone or ZoneInfo("UTC")
-        now = aware(now) or datetime.now(timezone.utc)
+        now = aware(now) or datetime.now(UTC)
         today = now.astimezone(zone).date()
         return cls.between(today - timedelta(days=max(days, 1) - 1), today, zone, **kw)
 
     @classmethod
     def between(cls, first: date, last: date, zone: ZoneInfo, **kw: Any) -> Filters:
         """Local days `first` up to and including `last`."""
-        start = datetime.combine(first, datetime.min.time(), zone).astimezone(timezone.utc)
-        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone).astimezone(timezone.utc)
+        start = datetime.combine(first, datetime.min.time(), zone).astimezone(UTC)
+        end = datetime.combine(last + timedelta(days=1), datetime.min.time(), zone).astimezone(UTC)
         return cls(start=start, end=end, **kw)
 
 
@@ -389,7 +389,8 @@ def _waiting(session: Session, filters: Filters, weeks: list[date], zone: ZoneIn
         values: dict[tuple[QueueName, date], list[int]] = defaultdict(list)
         query = select(ContactFact.queue, ContactFact.hour, ContactFact.waited_seconds).where(*base)
         for queue, hour, waited in session.execute(query.execution_options(yield_per=10_000)):
-            values[(queue, _week_of(_local(hour, zone).date()))].append(waited)
+            if queue is not None and waited is not None:  # always: `base` leaves out the others
+                values[(queue, _week_of(_local(hour, zone).date()))].append(waited)
         for key, found in values.items():
             stats[key] = (len(found), float(median(found)), _percentile(found, 0.9))
     rows: list[list[object]] = []
@@ -450,7 +451,7 @@ def _verdicts(cube: list[tuple[Any, ...]], theme_cube: list[tuple[Any, ...]]) ->
             if sum(values):
                 rows.append([kind, name, *values])
 
-    has_verdict = lambda row: row[VERDICT] is not None  # noqa: E731
+    has_verdict = lambda row: row[VERDICT] is not None
     add("route", _sum(cube, ROUTE, VERDICT, when=has_verdict), ROUTE_LABELS)
     add("wachtrij", _sum(cube, QUEUE, VERDICT, when=has_verdict), QUEUE_LABELS)
     themes = _sum(theme_cube, 0, 2, when=lambda row: row[2] is not None)
@@ -475,11 +476,10 @@ def _confusion(session: Session, filters: Filters) -> Table:
     person removed, against a theme the person added. Grouped in SQL by the pair of theme lists
     (as text: few distinct pairs), expanded here."""
     predicted, corrected = cast(ContactFact.themes, String), cast(ContactFact.corrected_themes, String)
-    query = (select(ContactFact.themes, ContactFact.corrected_themes, func.count())
+    # Select the JSON columns through the grouped text: some databases cannot group JSON itself.
+    query = (select(predicted, corrected, func.count())
              .where(*_facts_where(filters), ContactFact.corrected.is_(True))
              .group_by(predicted, corrected))
-    # Select the JSON columns through the grouped text: some databases cannot group JSON itself.
-    query = query.with_only_columns(predicted, corrected, func.count())
     pairs: dict[tuple[str | None, str | None], int] = defaultdict(int)
     for given_text, right_text, n in session.execute(query):
         given = json.loads(given_text) if given_text else []
@@ -498,7 +498,7 @@ def _confusion(session: Session, filters: Filters) -> Table:
 def compute(session: Session, filters: Filters, *, zone: ZoneInfo,
             catalogue: Catalogue | None = None, now: datetime | None = None) -> dict[str, Table]:
     """Every table of the statistics page for `filters`, keyed as TITLES."""
-    now = aware(now) or datetime.now(timezone.utc)
+    now = aware(now) or datetime.now(UTC)
     days = _days(filters, zone)
     weeks = sorted({_week_of(d) for d in days})
     per_hour = _per_hour(session, filters)

@@ -153,5 +153,5 @@ class Sender(abc.ABC):
     async def send(self, message: OutboundMessage) -> SendResult:
         """Send one message; raise DeliveryError when the provider refuses or is down."""
 
-    async def close(self) -> None:  # noqa: B027 (optional hook)
+    async def close(self) -> None:  # an optional hook: nothing to release by default
         """Release connections."""

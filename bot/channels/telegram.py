@@ -58,7 +58,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
-from bot import delivery
+from bot import delivery, logsafe
 from bot.channels.base import (
     DeliveryError,
     InboundMessage,
@@ -69,7 +69,6 @@ from bot.channels.base import (
     Sender,
     SendResult,
 )
-from bot import logsafe
 from bot.config import Settings
 from bot.errors import ConfigError, OudertelefoonError
 from bot.storage.crypto import AddressVault
@@ -117,7 +116,8 @@ def parse_update(body: bytes) -> Update:
     try:
         # No Bot is bound: nothing calls the API through this object.
         update = Update.de_json(data, None)
-    except (Exception, RecursionError):  # PTB raises KeyError/TypeError/AttributeError on wrong shapes
+    # PTB raises KeyError/TypeError/AttributeError (and more) on wrong shapes: all of it is a 400.
+    except (Exception, RecursionError):  # noqa: BLE001 - untrusted input: any failure is a bad body
         raise InvalidUpdate("the body is not a Telegram update") from None
     for message in (update.message, update.edited_message):
         if message is None:
@@ -230,7 +230,8 @@ def build_router(get_services: Any) -> APIRouter:
         except InvalidInput as error:  # an id we cannot store: Telegram's would fit
             logger.warning("telegram update refused (%s)", error)
             raise HTTPException(status_code=400, detail=str(error)) from None
-        except Exception as error:  # the boundary: Telegram redelivers on 5xx, dedupe makes it safe
+        # The boundary: Telegram redelivers on 5xx, dedupe makes it safe.
+        except Exception as error:  # noqa: BLE001 - the boundary: a 500, never a lost update
             logger.error("telegram update %d failed (%s); Telegram will deliver it again",
                          update.update_id, type(error).__name__)
             return JSONResponse({"ok": False}, status_code=500)
@@ -418,7 +419,7 @@ class TelegramSender(Sender):
 async def _shutdown_quietly(bot: Bot) -> None:
     try:
         await bot.shutdown()
-    except Exception as error:  # a client of an event loop that is gone: nothing left to free
+    except Exception as error:  # noqa: BLE001 - a client of a loop that is gone: nothing to free
         logger.debug("closing an old telegram client failed (%s)", type(error).__name__)
 
 
@@ -471,7 +472,7 @@ async def set_webhook(settings: Settings) -> WebhookStatus:
 async def _wait_or_stop(stop: asyncio.Event, seconds: float) -> None:
     try:
         await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         pass
 
 
@@ -539,7 +540,7 @@ async def poll(
                     await receive_update(services, update)
                 except InvalidInput as error:  # can never be stored: confirmed and skipped
                     logger.warning("telegram update %d skipped (%s)", update.update_id, error)
-                except Exception as error:  # not confirmed: Telegram gives it to us again
+                except Exception as error:  # noqa: BLE001 - not confirmed: Telegram resends it
                     logger.error("telegram update %d failed (%s); will fetch it again",
                                  update.update_id, type(error).__name__)
                     await _wait_or_stop(stop, 2.0)

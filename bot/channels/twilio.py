@@ -41,12 +41,12 @@ from bot import delivery
 from bot.channels.base import (
     DeliveryError,
     InboundMessage,
-    clean_provider_id,
     MediaKind,
     OutboundMessage,
-    Sender,
     PartsLog,
+    Sender,
     SendResult,
+    clean_provider_id,
 )
 from bot.config import Settings
 from bot.storage.models import Channel, Outbox, utcnow
