@@ -43,7 +43,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import ImmutableMultiDict
 from twilio.twiml.voice_response import Dial, Gather, VoiceResponse
 
-from bot.channels.base import InboundMessage, MediaKind, clean_provider_id
+from bot.channels.base import InboundMessage, InvalidInput, MediaKind, clean_provider_id
 from bot.channels.twilio import verified_form
 from bot.config import Settings
 from bot.errors import OudertelefoonError
@@ -806,8 +806,8 @@ def _call(form: ImmutableMultiDict[str, str], services: Any) -> Call | None:
     the boundary speaks the fallback."""
     try:
         return call_of(form, services.vault)
-    except HTTPException:
-        raise
+    except (HTTPException, InvalidInput):
+        raise  # a CallSid Twilio would never send: a clear 400 (bot.web.hardening), not a call
     except Exception as error:  # noqa: BLE001 - the boundary: the caller hears a fallback, never a 500
         logger.error("a call's caller could not be read (%s)", type(error).__name__)
         return None
