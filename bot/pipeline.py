@@ -36,13 +36,21 @@ from bot.channels.base import MAX_STORED_CHARS, InboundMessage
 from bot.config import Settings
 from bot.errors import OudertelefoonError
 from bot.hours import parse_hours
+from bot.intents.call import (
+    CallContext,
+    CallOutcome,
+    CallStep,
+    CallTurn,
+    CallView,
+    decide_call,
+    heard,
+    load_voice_texts,
+)
 from bot.intents.catalogue import Catalogue
-from bot.intents.call import (CallContext, CallOutcome, CallStep, CallTurn, CallView, decide_call,
-                             heard, load_voice_texts)
 from bot.intents.dialogue import ConversationView, Decision, DialogueContext, Incoming, decide
 from bot.intents.messages import Texts
 from bot.privacy import mask
-from bot.rules import PRIORITY, queue_for_risk
+from bot.rules import PRIORITY, QueueName, queue_for_risk
 from bot.storage.blocks import active_block, active_block_id
 from bot.storage.db import lost_connection
 from bot.storage.models import (
@@ -56,7 +64,6 @@ from bot.storage.models import (
     Handoff,
     Message,
     Outbox,
-    QueueName,
     Verdict,
     aware,
     new_id,
@@ -74,10 +81,10 @@ logger = logging.getLogger(__name__)
 
 VERDICT_WINDOW = timedelta(hours=24)
 _VERDICTS = (
-    (re.compile(r"^\s*(een\s+)?beetje\b|^\s*(a\s+)?(bit|little)\b|^\s*soort\s+van\b|^\s*2\s*$", re.I),
+    (re.compile(r"^\s*(een\s+)?beetje\b|^\s*(a\s+)?(bit|little)\b|^\s*soort\s+van\b|^\s*2\s*$", re.IGNORECASE),
      Verdict.somewhat),
-    (re.compile(r"^\s*(ja+|jawel|zeker|yes|yep|1)\b", re.I), Verdict.yes),
-    (re.compile(r"^\s*(nee+|niet\s+echt|no+|not\s+really|3)\b", re.I), Verdict.no),
+    (re.compile(r"^\s*(ja+|jawel|zeker|yes|yep|1)\b", re.IGNORECASE), Verdict.yes),
+    (re.compile(r"^\s*(nee+|niet\s+echt|no+|not\s+really|3)\b", re.IGNORECASE), Verdict.no),
 )
 
 
@@ -326,7 +333,7 @@ class Pipeline:
         command = _command(text)
         try:
             result = self.triage.run(text) if text.strip() and not command else None
-        except Exception as error:  # the boundary: stored, and answered with the fallback
+        except Exception as error:  # noqa: BLE001 - the boundary: stored, answered with the fallback
             logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
             return self._store_then_fallback(inbound)
         retried = False
@@ -354,7 +361,7 @@ class Pipeline:
                     continue
                 logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
                 return self._store_then_fallback(inbound)
-            except Exception as error:  # the boundary: never leave a parent in silence
+            except Exception as error:  # noqa: BLE001 - the boundary: never leave a parent in silence
                 logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
                 return self._store_then_fallback(inbound)
         received, count, changed = turn
@@ -456,7 +463,7 @@ class Pipeline:
         """Triage and answer one stored message; returns the number of replies queued."""
         try:
             return self._handle(message_id)
-        except Exception as error:  # the boundary: never leave a parent in silence
+        except Exception as error:  # noqa: BLE001 - the boundary: never leave a parent in silence
             logger.error("handling message failed (%s); sending the fallback", type(error).__name__)
             return self._fallback(message_id)
 
@@ -551,12 +558,12 @@ class Pipeline:
         if change is not None and self.on_change is not None:
             try:
                 self.on_change(conversation_id, change)
-            except Exception as error:  # the index catches up on its own; the parent is answered
+            except Exception as error:  # noqa: BLE001 - the index catches up; the parent is answered
                 logger.error("handoff update failed (%s)", type(error).__name__)
         if change is not None and self.on_call is not None:
             try:
                 self.on_call(conversation_id, change)
-            except Exception as error:  # the worker's round tries again; the parent is answered
+            except Exception as error:  # noqa: BLE001 - the worker's round tries again
                 logger.error("on-call check failed (%s)", type(error).__name__)
 
     def _referral_answer(self, session: Session, conversation: Conversation, message: Message,
@@ -728,7 +735,7 @@ class Pipeline:
                     message.handled_at = now
             self._after(changed, wake=count > 0)
             return count
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - the last resort: the worker retries the message
             logger.error("fallback failed too (%s); the worker retries the message", type(error).__name__)
             return 0
 
@@ -891,7 +898,7 @@ def _route_rank(route: Route) -> int:
 # "stop en wis" on any channel: end and delete at once, without the question. Only these exact
 # words (also "stop & wis", "stop en wissen"), with spaces, quotes or punctuation around them.
 _EDGE = r"""[\s.!?,;:'"“”‘’()]*"""
-_WIPE = re.compile(rf"^{_EDGE}stop(?:\s+en\s+|\s*&\s*)wis(?:sen)?{_EDGE}$", re.I)
+_WIPE = re.compile(rf"^{_EDGE}stop(?:\s+en\s+|\s*&\s*)wis(?:sen)?{_EDGE}$", re.IGNORECASE)
 
 
 def _command(text: str) -> str | None:

@@ -10,7 +10,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import pytest
 from sqlalchemy import event, select, update
@@ -68,7 +68,7 @@ class Commits:
         self.commits = 0
         self.begins = 0
 
-    def __enter__(self) -> Commits:
+    def __enter__(self) -> Self:
         event.listen(self.engine, "commit", self._commit)
         event.listen(self.engine, "begin", self._begin)
         return self
@@ -274,7 +274,7 @@ class Statements:
         self.engine = engine
         self.seen: list[str] = []
 
-    def __enter__(self) -> Statements:
+    def __enter__(self) -> Self:
         event.listen(self.engine, "before_cursor_execute", self._statement)
         return self
 
