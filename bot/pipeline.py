@@ -49,8 +49,10 @@ from bot.intents.call import (
 from bot.intents.catalogue import Catalogue
 from bot.intents.dialogue import ConversationView, Decision, DialogueContext, Incoming, decide
 from bot.intents.messages import Texts
+from bot.intents.referral import consent_answer, summary_texts
 from bot.privacy import mask
-from bot.rules import PRIORITY, QueueName, queue_for_risk
+from bot.rules import PRIORITY, QueueName, WaitEstimate, WaitEstimator, queue_for_risk
+from bot.storage import facts
 from bot.storage.blocks import active_block, active_block_id
 from bot.storage.db import lost_connection
 from bot.storage.models import (
@@ -73,9 +75,6 @@ from bot.storage.outbox import Written, add_reply, next_slot, wake, written
 from bot.storage.redis import key as redis_key
 from bot.triage.engine import Triage, TriageResult
 from bot.triage.types import Language, Risk, Route, Theme
-from handoff.estimate import estimate_wait
-from handoff.referral import consent_answer, summary_texts
-from stats import facts
 
 logger = logging.getLogger(__name__)
 
@@ -152,8 +151,12 @@ class Pipeline:
         fault: str | None = None,
         on_change: Callable[[str, str], None] | None = None,
         on_call: Callable[[str, str], None] | None = None,
+        *,
+        estimator: WaitEstimator,
     ) -> None:
         self.settings = settings
+        # The wait told to a parent (handoff.estimate.estimator_for, from the composition root).
+        self.estimator = estimator
         self.factory = factory
         self.triage = triage
         self.catalogue = catalogue
@@ -616,10 +619,8 @@ class Pipeline:
         )
 
     def _context(self, session: Session, now: datetime) -> DialogueContext:
-        def estimate(queue: QueueName, priority: int):  # type: ignore[no-untyped-def]
-            return estimate_wait(session, queue, priority, now=now, hours=self.hours[queue],
-                                 zone=self.zone, handling_minutes=self.settings.handling_minutes,
-                                 presence_timeout=timedelta(seconds=self.settings.presence_timeout_seconds))
+        def estimate(queue: QueueName, priority: int) -> WaitEstimate:
+            return self.estimator(session, queue, priority, now, self.hours[queue])
 
         return DialogueContext(
             texts=self.texts,

@@ -1,7 +1,7 @@
 """Retention: transcripts and channel addresses are deleted RETENTION_DAYS after a conversation's
 last message. Deleting a conversation deletes its messages, handoffs and encrypted address
 (foreign keys cascade); the audit log keeps who opened what, without any text, and the anonymous
-statistics (stats.facts) stay.
+statistics (bot.storage.facts) stay.
 
 The outbox keeps a copy of what was sent (replies and referral summaries can quote the parent).
 A finished row (sent, failed, undeliverable) is deleted with its conversation, at the latest at the
@@ -19,6 +19,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.orm import Session
 
+from bot.storage import facts
 from bot.storage.models import (
     Block,
     Conversation,
@@ -27,7 +28,6 @@ from bot.storage.models import (
     OutboxStatus,
     UserSession,
 )
-from stats import facts
 
 logger = logging.getLogger(__name__)
 

@@ -10,8 +10,14 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
 
 from bot.triage.types import Risk, Route
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from bot.hours import Hours
 
 
 class QueueName(str, enum.Enum):
@@ -59,3 +65,13 @@ class WaitEstimate:
     next_shift_starts: datetime | None
     people_on_shift: int
     open_now: bool = False
+
+
+class WaitEstimator(Protocol):
+    """What the pipeline asks for the wait it tells a parent; handoff.estimate answers it (from
+    who is present and how long conversations take), handed in by the composition root, so the
+    pipeline does not import the handoff layer above it."""
+
+    def __call__(self, session: Session, queue: QueueName, priority: int, now: datetime,
+                 hours: Hours) -> WaitEstimate:
+        ...

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from sqlalchemy import select
 
 from bot.rules import QueueName
+from bot.storage import facts
 from bot.storage.models import (
     AuditLog,
     Author,
@@ -36,7 +37,6 @@ from handoff.context import (
 )
 from handoff.errors import Conflict, Invalid, NotAllowed, NotFound
 from handoff.indexing import IndexKeeper
-from stats import facts
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +197,7 @@ class Actions:
 
     def ask_referral(self, conversation_id: str, actor: Actor, entry_id: str) -> None:
         """Ask the parent's consent for a referral summary; the pipeline reads their answer
-        (handoff.referral)."""
+        (bot.intents.referral)."""
         if entry_id not in self.ctx.catalogue:
             raise Invalid("unknown_service")
         entry = self.ctx.catalogue.get(entry_id)

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.rules import QueueName
+from bot.storage import facts
 from bot.storage.models import (
     AuditLog,
     Channel,
@@ -33,7 +34,6 @@ from handoff.availability import Presence
 from handoff.context import Actor, DeskContext, may_take, priority_of, queues_of
 from handoff.errors import Conflict, NotAllowed, NotFound
 from handoff.indexing import IndexKeeper
-from stats import facts
 
 logger = logging.getLogger(__name__)
 

@@ -12,8 +12,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.config import Settings
 from bot.hours import Hours
-from bot.rules import PRIORITY, QueueName, WaitEstimate
+from bot.rules import PRIORITY, QueueName, WaitEstimate, WaitEstimator
 from bot.storage.models import (
     Conversation,
     ConversationStatus,
@@ -96,3 +97,17 @@ def estimate_wait(
     handling = recent_handling_minutes(session, queue, now, handling_minutes)
     minutes = math.ceil((ahead - free + 1) / present) * handling
     return WaitEstimate(minutes=minutes, next_shift_starts=None, people_on_shift=present, open_now=open_now)
+
+
+def estimator_for(settings: Settings) -> WaitEstimator:
+    """`estimate_wait` with the line's settings: what the composition root hands the pipeline
+    (which passes its own opening hours per queue)."""
+    zone = ZoneInfo(settings.timezone)
+    timeout = timedelta(seconds=settings.presence_timeout_seconds)
+
+    def estimate(session: Session, queue: QueueName, priority: int, now: datetime,
+                 hours: Hours) -> WaitEstimate:
+        return estimate_wait(session, queue, priority, now=now, hours=hours, zone=zone,
+                             handling_minutes=settings.handling_minutes, presence_timeout=timeout)
+
+    return estimate

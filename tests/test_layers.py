@@ -76,15 +76,6 @@ LEVELS: dict[str, int] = {
 # (importer, imported) -> why it is still there. Must end empty; an entry that is no longer a
 # violation fails the test (remove it).
 KNOWN: dict[tuple[str, str], str] = {
-    ("bot.pipeline", "handoff.estimate"):
-        "the wait told to a parent reads presence from handoff; the composition root should hand"
-        " the pipeline an estimator (a level-1 protocol)",
-    ("bot.pipeline", "handoff.referral"):
-        "consent answer and handover summary are pure text over intents and triage: they belong"
-        " in bot/intents/",
-    ("bot.pipeline", "stats.facts"):
-        "the contact facts are written in the pipeline's transaction; their writer belongs with"
-        " the table in bot/storage/, stats keeps the report",
 }
 
 

@@ -179,7 +179,7 @@ class Conversation(Base):
     acute_alert_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     # A catalogue entry id the person asked consent for ("may we send you a referral summary?").
     pending_referral: Mapped[str | None] = mapped_column(String(64), nullable=True)
-    # The anonymous statistics row of this contact (stats.facts); the link dies with the transcript.
+    # The anonymous statistics row of this contact (bot.storage.facts); the link dies with the transcript.
     fact_id: Mapped[str | None] = mapped_column(String(36), nullable=True)
     # Phone: Twilio's CallSid while the caller is on the line (waiting in the queue); None once the
     # call ended, so a claim then calls back instead of connecting the waiting caller.

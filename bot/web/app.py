@@ -40,6 +40,7 @@ from bot.triage.engine import Triage
 from bot.web import hardening
 from bot.worker import WebSender, Worker
 from handoff.desk import Desk
+from handoff.estimate import estimator_for
 from handoff.oncall import OnCall
 
 logger = logging.getLogger(__name__)
@@ -133,7 +134,8 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
         desk.on_claim_phone = CallConnector(settings, factory, vault)
     on_call = OnCall(settings, factory, vault, redis_client)
     pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault,
-                        on_change=desk.after_pipeline, on_call=on_call.after_pipeline)
+                        on_change=desk.after_pipeline, on_call=on_call.after_pipeline,
+                        estimator=estimator_for(settings))
     desk.ensure_index()
     return Services(
         settings=settings, engine=engine, factory=factory, redis=redis_client, triage=triage,
