@@ -8,6 +8,7 @@ layer, the worker's round and the voice channel:
   really there and what that allows;
 - handoff.moderation: blocks and standard texts (coordinators);
 - handoff.card: the handover card and transcript; handoff.queue_view: the queue page.
+- handoff.supervision: the live list, read-only opening, notes, takeover, "vraag hulp".
 
 SQL is the durable truth of every conversation's status and every handoff event (the audit log);
 Redis is the fast index that orders the queues and makes a claim atomic. Refusals are domain errors
@@ -51,6 +52,7 @@ from handoff.indexing import IndexKeeper
 from handoff.moderation import Moderation
 from handoff.queue_view import QueueItem, QueueSnapshot, QueueView
 from handoff.shifts import Shifts
+from handoff.supervision import Supervision
 
 __all__ = [
     "HEARTBEAT_EVERY", "MAX_NOTE_CHARS", "MAX_REPLY_CHARS", "URGENT", "Actor", "CardMessage", "Conflict",
@@ -82,6 +84,7 @@ class Desk:
         self.moderation = Moderation(self.ctx, self.keeper)
         self.cards = Cards(self.ctx, self.presence)
         self.queue_view = QueueView(self.ctx, self.presence, self.keeper)
+        self.supervision = Supervision(self.ctx, self.presence, self.keeper, self.claims, self.cards)
 
     # the shared services ------------------------------------------------------------------------
 

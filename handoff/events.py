@@ -28,8 +28,13 @@ logger = logging.getLogger(__name__)
 
 CHANNEL = "ot:events"  # the channel for the default prefix "ot"; see channel()
 TYPES = frozenset(
-    {"queued", "claimed", "released", "transferred", "closed", "message", "acute", "shift"}
+    {"queued", "claimed", "released", "transferred", "closed", "message", "acute", "shift",
+     "help", "help_cleared", "note", "takeover"}
 )
+#: Events for one person only, the one named by `user_id` (handoff.supervision: a help request
+#: to each supervisor present, a note to the person who has the conversation, a takeover told
+#: to the one who had it). Dashboards pass them to that person alone.
+PERSONAL = frozenset({"help", "help_cleared", "note", "takeover"})
 MAX_BACKOFF = 5.0  # seconds between reconnect attempts, at most
 _POLL = 1.0  # seconds a subscriber waits for a message before checking its connection
 

@@ -377,6 +377,11 @@ class QueueIndex:
         callers exactly one gets True; a caller that already holds it gets True again."""
         return bool(self._claim(keys=self._script_keys(), args=[conversation_id, user_id]))
 
+    def set_claim(self, conversation_id: str, user_id: str) -> None:
+        """Move a claimed conversation's marker to `user_id` (a supervisor's takeover, already
+        decided in SQL)."""
+        self._set_claim(keys=self._script_keys(), args=[conversation_id, user_id, ""])
+
     def claim_next(self, user_id: str, queues: Sequence[QueueName], languages: Sequence[str],
                    now: datetime | None = None, *, acute_from: Sequence[QueueName] = ()) -> str | None:
         """Claim the most urgent conversation `user_id` may take from `queues` (and the acute

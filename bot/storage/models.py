@@ -184,6 +184,11 @@ class Conversation(Base):
     # Phone: Twilio's CallSid while the caller is on the line (waiting in the queue); None once the
     # call ended, so a claim then calls back instead of connecting the waiting caller.
     call_sid: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # Supervision (handoff.supervision): the person who has it asked the supervisors on shift for
+    # help ("vraag hulp"); cleared when a supervisor opens or takes it, or they withdraw it. It
+    # counts only while the one who asked still has the conversation.
+    help_requested_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    help_requested_by: Mapped[str | None] = mapped_column(String(36), nullable=True)
 
     messages: Mapped[list[Message]] = relationship(
         back_populates="conversation",
@@ -498,3 +503,25 @@ class ContactTheme(Base):
     fact_id: Mapped[str] = mapped_column(ForeignKey("contact_facts.id", ondelete="CASCADE"), primary_key=True)
     theme: Mapped[str] = mapped_column(String(32), primary_key=True)
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class SupervisionNote(Base):
+    """A supervisor's note to the person who has a conversation (handoff.supervision). Staff text
+    for that person only: never sent to the parent, never in the transcript or the outbox, never
+    logged. Stored as written (not encrypted, like transfer and closing notes) and deleted with
+    the conversation (retention purge, "verwijder mijn gegevens")."""
+
+    __tablename__ = "supervision_notes"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    conversation_id: Mapped[str] = mapped_column(
+        ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    author_id: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    # The person who had the conversation when it was written: only they see it.
+    to_user_id: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL"), nullable=True, index=True
+    )
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
