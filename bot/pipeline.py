@@ -155,6 +155,9 @@ class Pipeline:
         estimator: WaitEstimator,
     ) -> None:
         self.settings = settings
+        # Called before every turn: brings `catalogue` up to the coordinators' latest version
+        # (bot.catalogue_service, set by the composition root); it never raises.
+        self.catalogue_fresh: Callable[[], object] | None = None
         # The wait told to a parent (handoff.estimate.estimator_for, from the composition root).
         self.estimator = estimator
         self.factory = factory
@@ -327,6 +330,8 @@ class Pipeline:
             raise ValueError("provider_message_id is required")
         if not inbound.text.strip() and inbound.media_kind is None:
             return Received(None, None, False, True)  # an empty message is ignored, not stored
+        if self.catalogue_fresh is not None:
+            self.catalogue_fresh()
         if self.fault == "after_store":
             received = self.receive(inbound)
             if received.message_id is None or received.handled:
@@ -471,6 +476,8 @@ class Pipeline:
             return self._fallback(message_id)
 
     def _handle(self, message_id: str) -> int:
+        if self.catalogue_fresh is not None:
+            self.catalogue_fresh()
         now = self.clock()
         with self.factory() as session, session.begin():
             message = session.get(Message, message_id)
@@ -780,6 +787,8 @@ class Pipeline:
         someone present to ring (the adapter looks them up: it needs their numbers to dial)."""
         if self.fault == "call_down":
             raise InjectedFault("injected crash: calls cannot be handled at all")
+        if self.catalogue_fresh is not None:
+            self.catalogue_fresh()
         now = self.clock()
         result: TriageResult | None = None
         if inbound is not None and inbound.text.strip() and turn.step in (CallStep.words,

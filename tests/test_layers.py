@@ -63,6 +63,8 @@ LEVELS: dict[str, int] = {
     "bot.retention": 4,
     # A start-up check of the catalogue (intents) against the settings, for app and cli.
     "bot.catalogue_warning": 4,
+    # The catalogue in SQL: the live Catalogue per process and the coordinators' changes.
+    "bot.catalogue_service": 4,
     # 5. Channel adapters.
     "bot.channels": 5,
     # 6. Routes and templates.

@@ -212,6 +212,8 @@ class CatalogueEntry(_Model):
     source: NonEmptyStr
     verified: bool = False
     last_checked: date | None = None
+    # False: a coordinator took it offline (the dashboard, issue 15); never offered to a parent.
+    published: bool = True
     note: str | None = None
 
     @model_validator(mode="after")
@@ -282,6 +284,11 @@ class Catalogue:
         """The entry with this id; KeyError when there is none."""
         return self._entries[entry_id]
 
+    def adopt(self, other: Catalogue) -> None:
+        """Take over `other`'s entries and best lists: every holder of this object (the pipeline,
+        the desk, the dashboard) sees the newer catalogue at once (bot.catalogue_service)."""
+        self._entries, self._best = other._entries, other._best
+
     def pick(
         self,
         theme: Theme,
@@ -301,7 +308,8 @@ class Catalogue:
         referral. Shown are national
         entries and entries of the parent's own region; a local entry that `replaces` a national
         one hides it. Never the children's line, never an emergency-only number (risk handling
-        gives that one), and with `include_unverified=False` only verified entries.
+        gives that one), never an unpublished entry, and with `include_unverified=False` only
+        verified entries.
         """
         theme = Theme(theme)
         if limit < 1:
@@ -355,7 +363,7 @@ def _directly_reachable(entry: CatalogueEntry) -> bool:
 
 
 def _offerable(entry: CatalogueEntry, region: str, include_unverified: bool) -> bool:
-    if entry.for_children_only or entry.emergency_only:
+    if entry.for_children_only or entry.emergency_only or not entry.published:
         return False
     if not (entry.verified or include_unverified):
         return False

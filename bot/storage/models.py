@@ -525,3 +525,48 @@ class SupervisionNote(Base):
     text: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+# --------------------------------------------------------------------------- the catalogue (0009)
+
+
+class CatalogueRecord(Base):
+    """One catalogue entry as coordinators keep it (issue 15). `data` holds the entry's fields in
+    the shape of data/aanbod's YAML, validated by bot.intents.catalogue.CatalogueEntry on every
+    write; whether it is checked (`checked_at`, `checked_by`) and published are columns, not data.
+    `file` and `position` keep the YAML file and the order it is exported to."""
+
+    __tablename__ = "catalogue_entries"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+    file: Mapped[str] = mapped_column(String(64))
+    position: Mapped[int] = mapped_column(Integer, default=0)
+    published: Mapped[bool] = mapped_column(Boolean, default=True)
+    # None: nobody checked it (or the check went with a change of its facts).
+    checked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    # None with a check: checked in the reviewed YAML (seeded or imported), not in the dashboard.
+    checked_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_catalogue_entries_checked_by_users"),
+        nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_by: Mapped[str | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL", name="fk_catalogue_entries_updated_by_users"),
+        nullable=True)
+    # Raised by every change: an edit form carries it, so two people cannot overwrite each other.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+
+class CatalogueState(Base):
+    """The catalogue as a whole, one row (id 1): its version, raised in the same transaction as
+    every change (each process compares it with the version it loaded, bot.catalogue_service),
+    the best entries per theme (data/aanbod/best.yml) and each YAML file's header comment."""
+
+    __tablename__ = "catalogue_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    best: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

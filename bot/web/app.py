@@ -23,11 +23,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
 from bot import __version__, catalogue_warning, logsafe
+from bot.catalogue_service import CatalogueService
 from bot.channels import web as web_chat
 from bot.channels.base import Sender
 from bot.config import Environment, Settings, load_settings
 from bot.delivery import Courier
-from bot.intents.catalogue import Catalogue, load_catalogue
+from bot.intents.catalogue import Catalogue
 from bot.intents.messages import Texts
 from bot.pipeline import Pipeline
 from bot.retention import purge
@@ -70,6 +71,8 @@ class Services:
     senders: dict[Channel, Sender] = field(default_factory=dict)
     on_call: OnCall | None = None  # the on-call SMS (handoff.oncall); off without ON_CALL_PHONE
     courier: Courier | None = None  # replies posted right after the commit (bot.delivery)
+    # The catalogue in SQL and its changes (bot.catalogue_service); `catalogue` is its live object.
+    catalogue_service: CatalogueService | None = None
 
     def worker(self) -> Worker:
         return Worker(self.factory, self.vault, self.senders, redis_client=self.redis,
@@ -121,7 +124,10 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
     factory = db.session_factory(engine)
     redis_client = connect_redis(settings)
     triage = triage or Triage.from_settings(settings)
-    catalogue = load_catalogue(settings.aanbod_dir)
+    # The catalogue lives in SQL, seeded from data/aanbod when empty (bot.catalogue_service).
+    catalogue_service = CatalogueService(factory, redis_client, prefix=settings.redis_prefix,
+                                         directory=settings.aanbod_dir)
+    catalogue = catalogue_service.start()
     texts = Texts.load(settings.messages_dir)
     from bot.web.auth import Auth
 
@@ -137,11 +143,12 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
                         on_change=desk.after_pipeline, on_call=on_call.after_pipeline,
                         estimator=estimator_for(settings))
     desk.ensure_index()
+    pipeline.catalogue_fresh = catalogue_service.refresh  # a coordinator's change, next turn
     return Services(
         settings=settings, engine=engine, factory=factory, redis=redis_client, triage=triage,
         catalogue=catalogue, texts=texts, vault=vault, pipeline=pipeline,
         desk=desk, auth=Auth(settings, factory, redis_client), senders=build_senders(settings),
-        on_call=on_call,
+        on_call=on_call, catalogue_service=catalogue_service,
     )
 
 
@@ -205,13 +212,14 @@ def create_app(
     app.mount("/static", StaticFiles(directory=WEB_DIR / "static"), name="static")
     templates = Jinja2Templates(directory=WEB_DIR / "templates")
     app.include_router(web_chat.build_router(templates, get_services))
-    from bot.web import auth, dashboard, learning, stats
+    from bot.web import auth, catalogue_admin, dashboard, learning, stats
 
     auth.install(app)
     app.include_router(auth.build_router(templates))
     app.include_router(dashboard.build_router(templates))
     app.include_router(stats.build_router(templates))
     app.include_router(learning.build_router(templates))
+    app.include_router(catalogue_admin.build_router(templates))
     if settings.telegram_enabled:
         from bot.channels import telegram
 
