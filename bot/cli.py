@@ -243,6 +243,59 @@ def cmd_catalogue_check(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@contextmanager
+def _catalogue_service(settings: Settings) -> Iterator[Any]:
+    """The catalogue in SQL (seeded from data/aanbod when empty), announcing changes in Redis so
+    running services use them in their next answer."""
+    from bot.catalogue_service import CatalogueService
+    from bot.storage.redis import connect as connect_redis
+
+    with _user_factory(settings) as factory:
+        client = connect_redis(settings)
+        try:
+            service = CatalogueService(factory, client, prefix=settings.redis_prefix,
+                                       directory=settings.aanbod_dir)
+            service.start()
+            yield service
+        finally:
+            client.close()
+
+
+def cmd_catalogue_export(args: argparse.Namespace, settings: Settings) -> int:
+    """The database's catalogue as data/aanbod YAML (loaded back with the bot's loader)."""
+    from bot.catalogue_service import CatalogueRefused
+
+    target = Path(args.to) if args.to else settings.aanbod_dir
+    with _catalogue_service(settings) as service:
+        try:
+            written = service.export(target)
+        except CatalogueRefused as error:
+            print(f"error: {target} holds other *.yml files the export would not overwrite "
+                  f"(they would load next to it): {', '.join(error.problems)}", file=sys.stderr)
+            return 1
+    print(f"catalogue exported to {target}: {len(written)} file(s), checked with the loader")
+    return 0
+
+
+def cmd_catalogue_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Reviewed YAML into the database: the diff first; applied (and audited) with --apply."""
+    directory = Path(args.directory)
+    with _catalogue_service(settings) as service:
+        plan = service.plan_import(directory)
+        for line in plan.lines():
+            print(line)
+        if plan.empty:
+            print("catalogue import: no changes")
+            return 0
+        summary = f"{len(plan.added)} new, {len(plan.changed)} changed"
+        if not args.apply:
+            print(f"catalogue import: {summary}; nothing applied (run again with --apply)")
+            return 0
+        service.apply_import(plan)
+    print(f"catalogue import: {summary}; applied")
+    return 0
+
+
 def cmd_worker_check(args: argparse.Namespace, settings: Settings) -> int:
     """The worker's healthcheck: its heartbeat in Redis (bot.worker.beat) is recent. Run in the
     worker's own container: the heartbeat is kept per host name."""
@@ -626,6 +679,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check = catalogue.add_parser("check", help="validate data/aanbod")
     check.set_defaults(func=cmd_catalogue_check)
+    export = catalogue.add_parser("export", help="write the database's catalogue as data/aanbod YAML")
+    export.add_argument("--to", help="directory to write (default: the data/aanbod directory)")
+    export.set_defaults(func=cmd_catalogue_export)
+    importer = catalogue.add_parser("import", help="load reviewed YAML: shows the diff, applies with --apply")
+    importer.add_argument("directory", help="a directory in the data/aanbod format")
+    importer.add_argument("--apply", action="store_true", help="apply the changes (audited)")
+    importer.set_defaults(func=cmd_catalogue_import)
 
     telegram = sub.add_parser("telegram", help="Telegram setup").add_subparsers(
         dest="telegram", required=True
