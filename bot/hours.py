@@ -1,13 +1,45 @@
-"""Opening hours per queue ("09:00-23:00") and when the next shift starts. Pure functions."""
+"""Opening hours per queue ("09:00-23:00") and when the next shift starts. Pure functions.
+
+`Schedule` is what the pipeline, the dialogues and the wait estimate ask about when someone is
+expected for a queue: `Hours` (fixed daily opening hours from the settings) is one, the roster
+(handoff.roster.RosterSchedule, handed in by the composition root) the other, with `Hours` as its
+fallback while a queue has no planned shifts at all."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Protocol
 from zoneinfo import ZoneInfo
 
 _HOURS = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+class Schedule(Protocol):
+    """When someone is expected for one queue ("open": by the rota someone should be there).
+    Who is really there is another question (handoff.presence); this one only looks ahead.
+
+    - `is_open`: the rota has someone at `moment`.
+    - `next_opening`: `moment` itself when open, else the next moment someone is expected;
+      None when nobody is expected at all (a roster with nothing planned ahead).
+    - `next_opening_after_close`: when the rota has someone again after the period `moment` is
+      in has ended (or, when closed now, the next opening); None when it never closes or
+      nothing is planned after it.
+    - `closes_at`: when the period `moment` is in ends; None when closed now or always open.
+    - `text`: the daily hours as "09:00-23:00", or None when they are not fixed daily hours
+      (a roster).
+    """
+
+    def is_open(self, moment: datetime, zone: ZoneInfo) -> bool: ...
+
+    def next_opening(self, moment: datetime, zone: ZoneInfo) -> datetime | None: ...
+
+    def next_opening_after_close(self, moment: datetime, zone: ZoneInfo) -> datetime | None: ...
+
+    def closes_at(self, moment: datetime, zone: ZoneInfo) -> datetime | None: ...
+
+    def text(self) -> str | None: ...
 
 
 @dataclass(frozen=True)

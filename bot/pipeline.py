@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.channels.base import MAX_STORED_CHARS, InboundMessage
 from bot.config import Settings
 from bot.errors import OudertelefoonError
-from bot.hours import parse_hours
+from bot.hours import Schedule, parse_hours
 from bot.intents.call import (
     CallContext,
     CallOutcome,
@@ -153,6 +153,7 @@ class Pipeline:
         on_call: Callable[[str, str], None] | None = None,
         *,
         estimator: WaitEstimator,
+        schedules: Mapping[QueueName, Schedule] | None = None,
     ) -> None:
         self.settings = settings
         # Called before every turn: brings `catalogue` up to the coordinators' latest version
@@ -175,7 +176,9 @@ class Pipeline:
         self.on_call = on_call
         self.zone = ZoneInfo(settings.timezone)
         self._sqlite = factory.kw["bind"].dialect.name == "sqlite"
-        self.hours = {
+        # When someone is expected per queue (after hours, the wait, "wanneer is er iemand?"):
+        # the roster (handoff.roster, from the composition root), or the opening hours.
+        self.hours: dict[QueueName, Schedule] = dict(schedules) if schedules is not None else {
             QueueName.volunteer: parse_hours(settings.volunteer_hours),
             QueueName.professional: parse_hours(settings.professional_hours),
         }

@@ -17,7 +17,7 @@ from bot.triage.types import Risk, Route
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-    from bot.hours import Hours
+    from bot.hours import Schedule
 
 
 class QueueName(str, enum.Enum):
@@ -55,7 +55,8 @@ class WaitEstimate:
       merely with an open shift.
     - `minutes`: the expected wait; None when nobody is present.
     - `open_now`: whether the queue's opening hours include this moment.
-    - `next_shift_starts`: when nobody is present, the next time the rota has someone: the next
+    - `next_shift_starts`: when nobody is present, the next time the rota has someone (the
+      queue's bot.hours.Schedule: the roster, or the opening hours without one): the next
       opening after hours, or, while the hours are open but nobody is online, the start of the
       next opening period after this one closes (None for a queue that never closes). None
       when someone is present.
@@ -73,5 +74,5 @@ class WaitEstimator(Protocol):
     pipeline does not import the handoff layer above it."""
 
     def __call__(self, session: Session, queue: QueueName, priority: int, now: datetime,
-                 hours: Hours) -> WaitEstimate:
+                 hours: Schedule) -> WaitEstimate:
         ...

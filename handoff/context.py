@@ -23,7 +23,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.hours import Hours, parse_hours
+from bot.hours import Schedule, parse_hours
 from bot.intents.catalogue import Catalogue
 from bot.intents.messages import Texts
 from bot.privacy import mask
@@ -112,7 +112,8 @@ class DeskContext:
     prefix: str = "ot"
     index: QueueIndex = field(init=False)
     zone: ZoneInfo = field(init=False)
-    hours: dict[QueueName, Hours] = field(init=False)
+    #: When someone is expected per queue: the opening hours; the Desk puts the roster here.
+    hours: dict[QueueName, Schedule] = field(init=False)
 
     def __post_init__(self) -> None:
         self.index = QueueIndex(self.redis, prefix=self.prefix)

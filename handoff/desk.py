@@ -25,7 +25,7 @@ import redis
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import Settings
-from bot.hours import Hours
+from bot.hours import Schedule
 from bot.intents.catalogue import Catalogue
 from bot.intents.messages import Texts
 from bot.rules import QueueName
@@ -51,6 +51,7 @@ from handoff.index import QueueIndex
 from handoff.indexing import IndexKeeper
 from handoff.moderation import Moderation
 from handoff.queue_view import QueueItem, QueueSnapshot, QueueView
+from handoff.roster import Roster, RosterCache, roster_schedules
 from handoff.shifts import Shifts
 from handoff.supervision import Supervision
 
@@ -76,6 +77,11 @@ class Desk:
         prefix: str = "ot",
     ) -> None:
         self.ctx = DeskContext(settings, factory, redis_client, texts, catalogue, clock=clock, prefix=prefix)
+        # The roster (handoff.roster): each queue's schedule is its planned shifts, with the opening
+        # hours as fallback; the composition root hands the pipeline these same schedules.
+        self.roster_cache = RosterCache(factory, redis_client, prefix=prefix)
+        self.ctx.hours = roster_schedules(self.roster_cache, settings)
+        self.roster = Roster(self.ctx, self.roster_cache)
         self.presence = Presence(self.ctx)
         self.keeper = IndexKeeper(self.ctx, self.presence)
         self.claims = Claims(self.ctx, self.presence, self.keeper)
@@ -121,7 +127,7 @@ class Desk:
         return self.ctx.zone
 
     @property
-    def hours(self) -> dict[QueueName, Hours]:
+    def hours(self) -> dict[QueueName, Schedule]:
         return self.ctx.hours
 
     @property

@@ -1,6 +1,7 @@
 """Honest expected waiting time, from SQL: conversations ahead in the queue, the people PRESENT on
 shift (handoff.presence: an open shift whose dashboard was seen within the presence timeout), the
-recent handling times, and the queue's opening hours."""
+recent handling times, and the queue's schedule (bot.hours.Schedule: the roster, handoff.roster,
+or the opening hours while a queue has no roster)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.hours import Hours
+from bot.hours import Schedule
 from bot.rules import PRIORITY, QueueName, WaitEstimate, WaitEstimator
 from bot.storage.models import (
     Conversation,
@@ -54,7 +55,7 @@ def estimate_wait(
     priority: int,
     *,
     now: datetime,
-    hours: Hours,
+    hours: Schedule,
     zone: ZoneInfo,
     handling_minutes: int,
     presence_timeout: timedelta,
@@ -106,7 +107,7 @@ def estimator_for(settings: Settings) -> WaitEstimator:
     timeout = timedelta(seconds=settings.presence_timeout_seconds)
 
     def estimate(session: Session, queue: QueueName, priority: int, now: datetime,
-                 hours: Hours) -> WaitEstimate:
+                 hours: Schedule) -> WaitEstimate:
         return estimate_wait(session, queue, priority, now=now, hours=hours, zone=zone,
                              handling_minutes=settings.handling_minutes, presence_timeout=timeout)
 

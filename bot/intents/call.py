@@ -169,9 +169,10 @@ class CallContext:
     include_unverified: bool
     now: datetime
     zone: ZoneInfo
-    #: Whether each queue's opening hours include now, and its next opening by the rota.
+    #: Whether each queue's schedule (the roster, or the opening hours without one) has someone
+    #: now, and its next opening by the rota (None: nothing planned ahead).
     open_now: Mapping[QueueName, bool]
-    next_opening: Mapping[QueueName, datetime]
+    next_opening: Mapping[QueueName, datetime | None]
     #: The queues with someone present who has a number for calls and was not rung yet.
     reachable: frozenset[QueueName] = frozenset()
     messages_dir: Path = DEFAULT_MESSAGES_DIR  # the catalogue's labels for an entry sent by SMS
@@ -277,10 +278,10 @@ def _connect(view: CallView, queue: QueueName, theme: Theme | None, lang: str, c
              *, first: bool) -> CallDecision:
     if not ctx.open_now[queue]:
         opening = ctx.next_opening[queue]
-        if opening > ctx.now:
+        if opening is not None and opening > ctx.now:
             text = ctx.voice.get("after_hours", lang,
                                  when=when_text(ctx.texts, ctx.zone, ctx.now, opening, lang))
-        else:  # open by the rota, but nobody there: no made-up time
+        else:  # nothing planned ahead, or open by the rota but nobody there: no made-up time
             text = ctx.voice.get("after_hours_unknown", lang)
         if theme is None:
             theme = Theme(view.themes[-1]) if view.themes else None

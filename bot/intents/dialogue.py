@@ -22,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.hours import Hours
+from bot.hours import Schedule
 from bot.intents.catalogue import Catalogue, phases_for, render_answer
 from bot.intents.guidance import guidance_kind
 from bot.intents.messages import Texts
@@ -96,8 +96,9 @@ class DialogueContext:
     texts: Texts
     catalogue: Catalogue
     retention_days: int
-    volunteer_hours: Hours
-    professional_hours: Hours
+    #: When someone is expected per queue: the roster, or the opening hours without one.
+    volunteer_hours: Schedule
+    professional_hours: Schedule
     zone: ZoneInfo
     region: str
     include_unverified: bool
@@ -221,8 +222,7 @@ def _decide(view: ConversationView, incoming: Incoming, ctx: DialogueContext) ->
         say("privacy", retention_days=ctx.retention_days)
         return decision
     if intent == ConversationIntent.ask_hours.value:
-        say("hours", volunteer_hours=ctx.volunteer_hours.text(),
-            professional_hours=ctx.professional_hours.text())
+        decision.replies.append(hours_text(ctx, lang))
         return decision
     if intent == ConversationIntent.bot_challenge.value:
         say("bot_challenge")
@@ -330,6 +330,29 @@ def wait_text(ctx: DialogueContext, queue: QueueName, priority: int, lang: str) 
     if emergency and ctx.on_call:
         text += " " + t.get("wait_on_call", lang)
     return text
+
+
+def hours_text(ctx: DialogueContext, lang: str) -> str:
+    """When is someone there? Fixed daily hours as they are; with a roster (no fixed hours), per
+    queue: now, or from when the roster next has someone (never a time nobody planned)."""
+    volunteer, professional = ctx.volunteer_hours.text(), ctx.professional_hours.text()
+    if volunteer is not None and professional is not None:
+        return ctx.texts.get("hours", lang, volunteer_hours=volunteer, professional_hours=professional)
+
+    def phrase(schedule: Schedule) -> str:
+        daily = schedule.text()
+        if daily is not None:
+            return ctx.texts.get("hours_daily", lang, hours=daily)
+        if schedule.is_open(ctx.now, ctx.zone):
+            return ctx.texts.get("hours_now", lang)
+        moment = schedule.next_opening(ctx.now, ctx.zone)
+        if moment is None:
+            return ctx.texts.get("hours_unknown", lang)
+        when = _when(ctx, moment, lang)
+        return when[:1].lower() + when[1:]
+
+    return ctx.texts.get("hours_roster", lang, volunteer=phrase(ctx.volunteer_hours),
+                         professional=phrase(ctx.professional_hours))
 
 
 def _when(ctx: DialogueContext, moment: datetime, lang: str) -> str:

@@ -505,6 +505,25 @@ class ContactTheme(Base):
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
 
 
+class PlannedShift(Base):
+    """A shift on the roster (issue 15): who is planned for which queue, from when to when.
+    Planned is not present: handoff.presence (Shift) decides who is really there; the roster says
+    when someone is expected (handoff.roster). `series_id` ties the weeks of "herhaal wekelijks"."""
+
+    __tablename__ = "planned_shifts"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    queue: Mapped[QueueName] = mapped_column(_enum(QueueName, "queue_name"))
+    starts_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    ends_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    series_id: Mapped[str | None] = mapped_column(String(36), nullable=True, index=True)
+    created_by: Mapped[str | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (Index("ix_planned_shifts_queue_starts_at", "queue", "starts_at"),)
+
+
 class SupervisionNote(Base):
     """A supervisor's note to the person who has a conversation (handoff.supervision). Staff text
     for that person only: never sent to the parent, never in the transcript or the outbox, never

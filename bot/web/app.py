@@ -141,7 +141,8 @@ def build_services(settings: Settings, *, triage: Triage | None = None,
     on_call = OnCall(settings, factory, vault, redis_client)
     pipeline = Pipeline(settings, factory, triage, catalogue, texts, redis_client, fault=fault,
                         on_change=desk.after_pipeline, on_call=on_call.after_pipeline,
-                        estimator=estimator_for(settings))
+                        estimator=estimator_for(settings),
+                        schedules=desk.hours)  # the roster, opening hours as fallback (handoff.roster)
     desk.ensure_index()
     pipeline.catalogue_fresh = catalogue_service.refresh  # a coordinator's change, next turn
     return Services(
