@@ -133,6 +133,12 @@ NOTICES = {
                    "de verwijzing."),
     "gezien": "De melding is als gezien gemarkeerd.",
     "coordinator": "Het gesprek is bij de coördinator. Die krijgt er nu een melding van.",
+    # Supervision (bot.web.supervision): on the conversation page after these actions.
+    "overgenomen": "Je hebt het gesprek overgenomen. De ouder hoort dat jij er nu bent.",
+    "hulp_gevraagd": "Je vraag om hulp is verstuurd naar wie nu meekijkt in dienst.",
+    "hulp_niemand": ("Je vraag om hulp staat klaar, maar er is nu geen coördinator of "
+                     "hulpverlener online. Wie online komt, ziet hem in de lijst."),
+    "hulp_ingetrokken": "Je vraag om hulp is ingetrokken.",
 }
 
 
@@ -326,7 +332,10 @@ def _holder_name(request: Request, conversation_id: str) -> str | None:
 def visible_to(event: events.Event, person: Person) -> bool:
     """Whether a live event concerns this person: about them, about a queue they may take, or
     about an acute or high conversation (everyone on shift sees those, in every queue; the page
-    itself knows whether this person is on shift)."""
+    itself knows whether this person is on shift). A personal event (events.PERSONAL: help
+    requests, notes, takeovers) only to the person it names."""
+    if event.type in events.PERSONAL:
+        return event.user_id is not None and event.user_id == person.user_id
     if event.user_id is not None and event.user_id == person.user_id:
         return True
     if event.queue is None:

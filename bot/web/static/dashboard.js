@@ -338,12 +338,17 @@
 
   function handle(event) {
     if (!event || !event.type) { return; }
+    // Other scripts (static/supervision.js) act on the same events: one stream per page.
+    document.dispatchEvent(new CustomEvent("ot:event", { detail: event }));
     if (event.type === "acute" || (event.type === "queued" && event.priority === 0)) {
       acuteBanner(event);
     }
     if (page === "queue" && QUEUE_TYPES[event.type]) { scheduleQueue(); }
     if (page === "conversation" && event.conversation_id === conversationId) { conversationEvent(event); }
   }
+
+  // For static/supervision.js: the same sound as the acute alert.
+  window.otDashboard = { beep: beep };
 
   var source = null, pollTimer = null, reconnectTimer = null, wasDown = false;
 

@@ -70,6 +70,24 @@ EVERYONE_ROUTES = {
     ("POST", "/dashboard/conversations/{conversation_id}/coordinator"),
 }
 
+#: Supervision (bot.web.supervision): the route lets every logged-in person in, the desk only
+#: coordinators and professionals ON SHIFT (403 for volunteers and anyone off shift; see
+#: test_supervision_routes_for_each_role).
+SUPERVISION_ROUTES = {
+    ("GET", "/dashboard/supervision"),
+    ("GET", "/dashboard/supervision/live"),
+    ("GET", "/dashboard/supervision/{conversation_id}"),
+    ("GET", "/dashboard/supervision/{conversation_id}/messages"),
+    ("POST", "/dashboard/supervision/{conversation_id}/note"),
+    ("POST", "/dashboard/supervision/{conversation_id}/takeover"),
+}
+#: The person who has a conversation: "vraag hulp" and their notes (anyone else: 409).
+HOLDER_ROUTES = {
+    ("POST", "/dashboard/conversations/{conversation_id}/help"),
+    ("GET", "/dashboard/conversations/{conversation_id}/notes"),
+}
+EVERYONE_ROUTES |= SUPERVISION_ROUTES | HOLDER_ROUTES
+
 
 def coordinator_only(method: str, path: str) -> bool:
     return path.startswith(COORDINATOR_PREFIXES) or (method, path) in COORDINATOR_ROUTES
@@ -285,3 +303,65 @@ def test_an_acute_conversation_is_seen_by_a_volunteer_but_taken_by_the_professio
     assert taken.status_code == 409 and "opgepakt door Mark" in text_of(taken.text)
     others = re.search(r'id="list-others".*?</ul>', volunteer.client.get("/dashboard").text, re.DOTALL)
     assert others and conversation.id in others.group(0) and "Opgepakt door Mark" in text_of(others.group(0))
+
+
+def test_supervision_routes_for_each_role(
+    app: FastAPI, client: TestClient, services: Services, waiting: str
+) -> None:
+    """Every supervision route: a volunteer (on shift) and a professional off shift get 403 and
+    change nothing; a professional and a coordinator on shift get through. The holder's routes:
+    the one who has the conversation, and nobody else (409)."""
+    holder = staff(app, services, Role.volunteer, display_name="Sanne")
+    holder.post("/dashboard/shift", {"action": "start"})
+    assert holder.post(f"/dashboard/conversations/{waiting}/claim").status_code == 303
+    volunteer = staff(app, services, Role.volunteer)
+    volunteer.post("/dashboard/shift", {"action": "start"})
+    off_shift = staff(app, services, Role.professional)
+    professional = staff(app, services, Role.professional)
+    professional.post("/dashboard/shift", {"action": "start"})
+    coordinator = staff(app, services, Role.coordinator)
+    coordinator.post("/dashboard/shift", {"action": "start"})
+    gets = sorted(p for m, p in SUPERVISION_ROUTES if m == "GET")
+    posts = sorted(p for m, p in SUPERVISION_ROUTES if m == "POST")
+
+    def holder_now() -> str:
+        with services.factory() as session:
+            return session.get(Conversation, waiting).claimed_by or ""
+
+    def form() -> dict[str, str]:
+        return {"text": "Een notitie.", "holder": holder_now(), "action": "request"}
+
+    for person in (volunteer, off_shift):
+        for path in gets:
+            url = concrete(path, waiting)
+            response = person.client.get(url, headers=FETCH if path.endswith("messages") else None)
+            assert response.status_code == 403, (person.person.role, path, response.status_code)
+        for path in posts:
+            response = person.post(concrete(path, waiting), form())
+            assert response.status_code == 403, (person.person.role, path, response.status_code)
+    with services.factory() as session:
+        assert holder_now() == holder.person.user_id
+        assert session.scalar(select(func.count()).select_from(AuditLog).where(
+            AuditLog.action.in_(("supervision_opened", "supervision_note", "taken_over")))) == 0
+
+    for person in (professional, coordinator):
+        for path in gets:
+            response = person.client.get(concrete(path, waiting))
+            assert response.status_code == 200, (person.person.role, path, response.status_code)
+        assert person.post(concrete("/dashboard/supervision/{conversation_id}/note", waiting),
+                           form()).status_code == 303
+        previous = holder_now()
+        assert person.post(concrete("/dashboard/supervision/{conversation_id}/takeover", waiting),
+                           form()).status_code == 303
+        assert holder_now() == person.person.user_id != previous
+
+    # Holder routes: the coordinator has it now; the others get 409.
+    for method, path in sorted(HOLDER_ROUTES):
+        url = concrete(path, waiting)
+        for person in (holder, volunteer, professional):
+            response = (person.client.get(url, headers=FETCH) if method == "GET"
+                        else person.post(url, {"action": "request"}))
+            assert response.status_code == 409, (person.person.role, path, response.status_code)
+        response = (coordinator.client.get(url, headers=FETCH) if method == "GET"
+                    else coordinator.post(url, {"action": "request"}))
+        assert response.status_code in (200, 303), (path, response.status_code)
