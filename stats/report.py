@@ -298,6 +298,12 @@ def _hour_of_week(per_hour: Iterable[tuple[datetime, Channel, int]], zone: ZoneI
     return Table("hour_of_week", TITLES["hour_of_week"], ["Dag", *[f"{h:02d}" for h in range(24)]], rows)
 
 
+def hour_of_week(session: Session, filters: Filters, zone: ZoneInfo) -> Table:
+    """The page's "contacts per hour of the week" table on its own (the same SQL and folding):
+    the roster's week view shows it next to the hours nobody is planned (bot.web.roster)."""
+    return _hour_of_week(_per_hour(session, filters), zone)
+
+
 def _on_shift(session: Session, filters: Filters, zone: ZoneInfo, now: datetime) -> Table:
     """The average number of people on shift in each hour of the week, over the period.
 
@@ -528,4 +534,5 @@ def compute(session: Session, filters: Filters, *, zone: ZoneInfo,
     return tables
 
 
-__all__ = ["SMALL", "TITLES", "Filters", "Range", "Table", "compute", "row_total", "suppress", "to_csv"]
+__all__ = ["SMALL", "TITLES", "Filters", "Range", "Table", "compute", "hour_of_week", "row_total", "suppress",
+           "to_csv"]

@@ -220,6 +220,8 @@ def create_app(
     app.include_router(dashboard.build_router(templates))
     app.include_router(stats.build_router(templates))
     app.include_router(learning.build_router(templates))
+    from bot.web import roster  # issue 15: the week view, swaps, my own shifts
+    app.include_router(roster.build_router(templates))
     from bot.web import supervision  # issue 15: Meekijken, notes, takeover, vraag hulp
     app.include_router(supervision.build_router(templates))
     app.include_router(catalogue_admin.build_router(templates))

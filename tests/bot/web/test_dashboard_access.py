@@ -88,6 +88,17 @@ HOLDER_ROUTES = {
 }
 EVERYONE_ROUTES |= SUPERVISION_ROUTES | HOLDER_ROUTES
 
+#: The roster (bot.web.roster): coordinators plan, swap and delete in the week view; everyone
+#: sees their own upcoming shifts (each role tested in tests/bot/web/test_roster_pages.py too).
+ROSTER_ROUTES = {
+    ("GET", "/dashboard/rooster"),
+    ("POST", "/dashboard/rooster"),
+    ("POST", "/dashboard/rooster/{shift_id}/swap"),
+    ("POST", "/dashboard/rooster/{shift_id}/delete"),
+}
+COORDINATOR_ROUTES |= ROSTER_ROUTES
+EVERYONE_ROUTES |= {("GET", "/dashboard/mijn-diensten")}
+
 
 def coordinator_only(method: str, path: str) -> bool:
     return path.startswith(COORDINATOR_PREFIXES) or (method, path) in COORDINATOR_ROUTES
@@ -110,6 +121,7 @@ def concrete(path: str, conversation_id: str) -> str:
             .replace("{block_id}", str(uuid.uuid4()))
             .replace("{user_id}", str(uuid.uuid4()))
             .replace("{correction_id}", str(uuid.uuid4()))
+            .replace("{shift_id}", str(uuid.uuid4()))
             .replace("{entry_id}", "geldfit")  # a real catalogue entry (seeded from data/aanbod)
             .replace("{key}", "risk"))  # /dashboard/stats/export/{key}.csv: a real table
 
