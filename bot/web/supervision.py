@@ -8,6 +8,7 @@ the desk's refusals in Dutch (bot.web.dashboard.refusal_text) with their status 
 needs the CSRF token; a form POST is answered with a 303, the same POST by fetch with JSON.
 """
 
+import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 from urllib.parse import quote
@@ -27,6 +28,8 @@ from bot.web.dashboard import (
 )
 from handoff.errors import Conflict, DeskError
 from handoff.supervision import HolderView, Supervision, may_supervise
+
+logger = logging.getLogger(__name__)
 
 #: Messages after a redirect to a supervision page, by key.
 NOTICES = {
@@ -84,7 +87,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     def heartbeat(request: Request, person: Person) -> None:
         """A page that polls is there too (as the queue's fragment does)."""
-        request.app.state.services.desk.heartbeat(person)
+        try:
+            request.app.state.services.desk.heartbeat(person)
+        except Exception as error:  # noqa: BLE001 - the fragment matters more than the heartbeat
+            logger.warning("supervision: heartbeat failed: %s", type(error).__name__)
 
     # The live list -----------------------------------------------------------------------
 
