@@ -284,7 +284,7 @@ def _week_context(week: Week, busy: list[list[int]], zone: ZoneInfo, today: date
         for day in week.days:
             hours = week.uncovered[queue][day]
             weekday = busy[day.weekday()]
-            if hours:
+            if hours and day >= today:  # the hours still to come: past days are no gap to fill
                 gaps.append(GapRow(day=day_label(day), ranges=hour_ranges(hours),
                                    busy=_shown(sum(weekday[h] for h in hours))))
             grid.append(GridRow(day=day_label(day),
