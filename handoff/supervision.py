@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import redis
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.rules import QueueName
@@ -163,6 +163,20 @@ class Supervision:
         found = session.scalars(select(User.id).where(
             User.id.in_(ids), User.role.in_(list(SUPERVISOR_ROLES)), User.active.is_(True)))
         return sorted(uid for uid in found if uid != exclude)
+
+    def help_waiting(self, actor: Actor) -> int:
+        """For a supervisor on shift: how many conversations of others ask for help now (a
+        supervisor who comes on shift after the alert went still sees them); else 0."""
+        if not may_supervise(actor.role):
+            return 0
+        with self.ctx.factory() as session:
+            if not self.presence.on_shift(session, actor.user_id):
+                return 0
+            return session.scalar(select(func.count()).select_from(Conversation).where(
+                Conversation.status == ConversationStatus.claimed,
+                Conversation.help_requested_at.is_not(None),
+                Conversation.help_requested_by == Conversation.claimed_by,
+                Conversation.claimed_by != actor.user_id)) or 0
 
     # reading ------------------------------------------------------------------------------------
 

@@ -48,6 +48,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
     router = APIRouter()
     templates.env.globals["holder_supervision"] = _holder_view
     templates.env.globals["may_supervise"] = lambda person: may_supervise(person.role)
+    templates.env.globals["supervision_help_waiting"] = _help_waiting
 
     def page(request: Request, person: Person, name: str, context: dict[str, Any],
              status_code: int = 200) -> HTMLResponse:
@@ -203,3 +204,12 @@ def conversation_url(conversation_id: str, notice: str | None = None) -> str:
 def _holder_view(request: Request, person: Person, conversation_id: str) -> HolderView | None:
     """For conversation.html: the help request and notes of the person who has it (else None)."""
     return _supervision(request).for_holder(conversation_id, person)
+
+
+def _help_waiting(request: Request, person: Person) -> int:
+    """For base.html: how many conversations ask a supervisor on shift for help (else 0)."""
+    try:
+        return _supervision(request).help_waiting(person)
+    except Exception as error:  # noqa: BLE001 - the top of a page never breaks the page
+        logger.warning("supervision: help requests unavailable: %s", type(error).__name__)
+        return 0

@@ -263,6 +263,10 @@ def test_help_alerts_the_supervisors_present_only_and_is_cleared(
     assert [(e["user_id"], e["conversation_id"]) for e in helps] == [(ria.user_id, conversation_id)]
     assert joost.user_id not in str(helps) and bas.user_id not in str(helps)
     assert status(services, conversation_id).help_requested_by == sanne.user_id
+    assert services.desk.supervision.help_waiting(ria) == 1
+    assert services.desk.supervision.help_waiting(mark) == 1  # on shift, though away now
+    assert services.desk.supervision.help_waiting(joost) == 0  # off shift
+    assert services.desk.supervision.help_waiting(bas) == 0  # a volunteer
     assert audits(services, "help_requested", conversation_id)[0].detail == {"alerted": 1}
     held = services.desk.supervision.for_holder(conversation_id, sanne)
     assert held is not None and held.help_requested_at is not None

@@ -138,6 +138,11 @@ def test_vraag_hulp_marks_it_for_the_supervisor_and_can_be_withdrawn(
     alone = sanne.post(f"{url}/help", {"action": "request"})
     assert alone.headers["location"] == f"{url}?melding=hulp_niemand"
     assert "geen coördinator of hulpverlener online" in sanne.client.get(alone.headers["location"]).text
+    # A supervisor who comes on shift later sees it waiting, on every page; a volunteer does not.
+    assert "om hulp" not in text_of(ria.client.get("/dashboard").text)  # off shift
+    ria.post("/dashboard/shift", {"action": "start"})
+    assert "1 gesprek vraagt om hulp. Naar Meekijken" in text_of(ria.client.get("/dashboard").text)
+    assert 'id="help-waiting"' not in sanne.client.get("/dashboard").text
     # Only the holder asks: another person gets a refusal, the mark stays Sanne's.
     assert ria.post(f"{url}/help", {"action": "request"}).status_code == 409
     assert sanne.post(f"{url}/help", {"action": "iets"}).status_code == 400
