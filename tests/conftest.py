@@ -4,6 +4,7 @@ DATABASE_URL / REDIS_URL are set (CI sets them), against the real PostgreSQL and
 from __future__ import annotations
 
 import os
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,8 +74,12 @@ def _postgres_template(admin: str, engine: Engine) -> str:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _drop_postgres_template() -> Iterator[None]:
+def _drop_templates() -> Iterator[None]:
     yield
+    if _sqlite_template:
+        import shutil
+
+        shutil.rmtree(_sqlite_template.pop().parent, ignore_errors=True)
     admin = _postgres_admin_url()
     if _template and admin is not None:
         engine = create_engine(admin, isolation_level="AUTOCOMMIT")
@@ -82,6 +87,27 @@ def _drop_postgres_template() -> Iterator[None]:
             connection.execute(text(f'DROP DATABASE IF EXISTS "{_template[0]}" WITH (FORCE)'))
         engine.dispose()
         _template.clear()
+
+
+_sqlite_template: list[Path] = []
+
+
+def _fresh_sqlite_database(tmp_path: Path) -> str:
+    """A test's own SQLite file, a copy of one made and migrated once per session (the same
+    saving as the PostgreSQL template: migrating an empty file costs most of a second)."""
+    if not _sqlite_template:
+        import tempfile
+
+        directory = Path(tempfile.mkdtemp(prefix="ot-sqlite-template-"))
+        template = directory / "template.db"
+        db.upgrade(f"sqlite:///{template}")
+        _sqlite_template.append(template)
+    target = tmp_path / "test.db"
+    with sqlite3.connect(_sqlite_template[0]) as source, sqlite3.connect(target) as copy:
+        source.backup(copy)
+    source.close()
+    copy.close()
+    return f"sqlite:///{target}"
 
 
 def _fresh_postgres_database() -> Iterator[str]:
@@ -106,7 +132,7 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     `postgres`: without DATABASE_URL=postgresql://... it is deselected, with the reason in the
     summary at the end (tests/session_rules.py); CI sets it, so there it always runs."""
     if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield _fresh_sqlite_database(tmp_path)
         return
     if _postgres_admin_url() is None:  # only when the marker was not honoured (-p no:...)
         pytest.fail("PostgreSQL case without DATABASE_URL=postgresql://... (should be deselected)")
@@ -119,7 +145,7 @@ def database_url(tmp_path: Path) -> Iterator[str]:
     if _postgres_admin_url() is not None:
         yield from _fresh_postgres_database()
     else:
-        yield f"sqlite:///{tmp_path / 'test.db'}"
+        yield _fresh_sqlite_database(tmp_path)
 
 
 @pytest.fixture(scope="session")
