@@ -259,7 +259,10 @@ class CatalogueService:
     def start(self) -> Catalogue:
         """Seed empty tables from the directory (once, whoever comes first), then load."""
         self.seed_if_empty()
-        self.reload()
+        version = self.reload()
+        if version:
+            # Known in Redis from the start, so the first turns ask Redis only (not SQL).
+            self._announce(version, only_if_missing=True)
         return self.catalogue
 
     def seed_if_empty(self) -> int:

@@ -231,7 +231,9 @@ def test_add_an_entry_with_every_field(coordinator: Staff, services: Services) -
 def test_a_stale_form_does_not_overwrite_anothers_change(app: FastAPI, coordinator: Staff,
                                                          services: Services) -> None:
     other = staff(app, services, Role.coordinator)
-    mine = form_of(coordinator.client.get("/dashboard/catalogue/fiom").text)
+    got = coordinator.client.get("/dashboard/catalogue/fiom")
+    assert got.status_code == 200, (got.status_code, got.headers, got.text[:300])
+    mine = form_of(got.text)
     theirs = form_of(other.client.get("/dashboard/catalogue/fiom").text)
     theirs.update({"name": "FIOM (hun versie)", "csrf_token": other.csrf})
     assert other.client.post("/dashboard/catalogue/fiom", data=theirs, follow_redirects=False).status_code == 303
