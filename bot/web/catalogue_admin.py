@@ -63,7 +63,10 @@ FLAGS = ("contact.free", "for_children_only", "emergency_only")
 #: Where a problem of a whole part is shown: the form field it belongs with.
 _SHOWN_AT = {"summary": "summary.nl", "referral": "referral.nl", "contact": "contact.phone",
              "contact.hours": "contact.hours.nl", "contact.how": "contact.how.nl",
-             "entry": "name"}
+             "entry": "name", "verified": "access", "last_checked": "access"}
+#: Every field the form shows a message at; a problem anywhere else is listed above the form.
+SHOWN = frozenset({*TEXT_FIELDS, *FLAGS, "themes", "phases",
+                   *(f"{pair}.{language}" for pair in PAIRS for language in ("nl", "en"))})
 _SPLIT = re.compile(r"[\s,;]+")
 
 
@@ -228,8 +231,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
         service = _service(request)
         stored = service.stored(entry_id) if entry_id else None
         history = service.history(entry_id) if entry_id else []
+        errors = errors or {}
         return page(request, person, "dashboard/catalogue_entry.html", {
-            "values": values, "new": new, "errors": errors or {}, "message": message,
+            "values": values, "new": new, "errors": errors, "message": message,
+            "unplaced": [text for name, text in errors.items() if name not in SHOWN],
             "stored": stored, "history": history}, status_code=status_code)
 
     @router.get("/dashboard/catalogue", response_class=HTMLResponse)

@@ -263,3 +263,15 @@ def test_production_offers_only_published_checked_entries(
             assert "0800-8115" not in offline
     finally:
         run_async(built.close)
+
+
+def test_ticking_checked_on_an_entry_with_unknown_access_is_refused_at_the_field(
+        coordinator: Staff, services: Services) -> None:
+    unknown = next(e for e in services.catalogue if e.access.value == "unknown")
+    form = form_of(coordinator.client.get(f"/dashboard/catalogue/{unknown.id}").text)
+    form.update({"checked_now": "ja", "csrf_token": coordinator.csrf})
+    refused = coordinator.client.post(f"/dashboard/catalogue/{unknown.id}", data=form)
+    assert refused.status_code == 400
+    message = re.search(r'<p class="error" id="error-access">(.*?)</p>', refused.text)
+    assert message and "onbekende toegang of regio" in message.group(1)
+    assert record(services, unknown.id).checked_at is None
