@@ -92,6 +92,7 @@ class ShiftRow:
     name: str
     queue: str
     series: bool
+    professional: bool  # a professionals' shift: only professionals and coordinators may take it
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,8 @@ def _week_context(week: Week, busy: list[list[int]], zone: ZoneInfo, today: date
     days = []
     for day in week.days:
         shifts = [ShiftRow(id=p.id, time=_time_of(p, zone), name=p.display_name,
-                           queue=QUEUE_LABELS.get(p.queue.value, p.queue.value), series=p.series_id is not None)
+                           queue=QUEUE_LABELS.get(p.queue.value, p.queue.value), series=p.series_id is not None,
+                           professional=p.queue is QueueName.professional)
                   for p in week.shifts.get(day, [])]
         days.append({"label": day_label(day), "iso": day.isoformat(), "shifts": shifts,
                      "past": day < today})
