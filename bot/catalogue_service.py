@@ -559,7 +559,8 @@ class CatalogueService:
                 plan.changed.append((entry.id, before, after))
         incoming = {entry.id for _, entry in source.entries}
         plan.missing = [entry_id for entry_id in have if entry_id not in incoming]
-        plan.best_changed = dict(current.best) != dict(source.best)
+        # A directory without best lists leaves the database's as they are.
+        plan.best_changed = bool(source.best) and dict(current.best) != dict(source.best)
         return plan
 
     def apply_import(self, plan: ImportPlan, actor: str | None = None) -> int:

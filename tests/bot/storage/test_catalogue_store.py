@@ -154,6 +154,11 @@ def test_yaml_written_from_sql_loads_back_the_same(factory: sessionmaker[Session
     assert (tmp_path / "out" / "lines.yml").read_text().startswith("# Aanbod: helplines")
     # Nothing to import from its own export.
     assert one.plan_import(tmp_path / "out").empty
+    # A directory with one file: the rest is left as it is, the best lists too.
+    (tmp_path / "part").mkdir()
+    (tmp_path / "part" / "lines.yml").write_text((tmp_path / "out" / "lines.yml").read_text())
+    part = one.plan_import(tmp_path / "part")
+    assert part.empty and not part.best_changed and "okt_amsterdam" in part.missing
     # A directory with a file the export would not write is refused (it would load twice).
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "extra.yml").write_text("entries: []\n")
