@@ -238,6 +238,8 @@ class Planned:
     starts_at: datetime
     ends_at: datetime
     series_id: str | None
+    #: False for a deactivated person: still on the roster, but not expected (swap or delete it).
+    active: bool = True
 
 
 @dataclass(frozen=True)
@@ -341,10 +343,10 @@ class Roster:
         now = self._now()
         with self.ctx.factory() as session:
             rows = session.execute(
-                select(PlannedShift, User.display_name).join(User, User.id == PlannedShift.user_id)
+                select(PlannedShift, User.display_name, User.active).join(User, User.id == PlannedShift.user_id)
                 .where(PlannedShift.user_id == user_id, PlannedShift.ends_at > now)
                 .order_by(PlannedShift.starts_at).limit(limit)).all()
-            return [_planned(shift, name) for shift, name in rows]
+            return [_planned(shift, name, active) for shift, name, active in rows]
 
     def people(self, actor: Actor) -> list[Person]:
         """The active people a coordinator can plan, by name."""
@@ -363,13 +365,13 @@ class Roster:
         start, end = self._local_midnight(days[0]), self._local_midnight(days[-1] + timedelta(days=1))
         with self.ctx.factory() as session:
             rows = session.execute(
-                select(PlannedShift, User.display_name).join(User, User.id == PlannedShift.user_id)
+                select(PlannedShift, User.display_name, User.active).join(User, User.id == PlannedShift.user_id)
                 .where(PlannedShift.ends_at > start, PlannedShift.starts_at < end)
                 .order_by(PlannedShift.starts_at, User.display_name)).all()
             exists = set(session.scalars(select(PlannedShift.queue).distinct()))
         shifts: dict[date, list[Planned]] = {d: [] for d in days}
-        for shift, name in rows:
-            planned = _planned(shift, name)
+        for shift, name, active in rows:
+            planned = _planned(shift, name, active)
             day = planned.starts_at.astimezone(self.ctx.zone).date()
             shifts.setdefault(day if day in shifts else days[0], []).append(planned)
         return Week(monday=monday, days=days, shifts=shifts,
@@ -472,10 +474,11 @@ def _utc(moment: datetime) -> datetime:
     return (aware(moment) or moment).astimezone(UTC)
 
 
-def _planned(shift: PlannedShift, name: str) -> Planned:
+def _planned(shift: PlannedShift, name: str, active: bool = True) -> Planned:
     return Planned(id=shift.id, user_id=shift.user_id, display_name=name, queue=shift.queue,
                    starts_at=_utc(shift.starts_at),
-                   ends_at=_utc(shift.ends_at), series_id=shift.series_id)
+                   ends_at=_utc(shift.ends_at), series_id=shift.series_id,
+                   active=active)
 
 
 __all__ = ["LOOKAHEAD", "MAX_SHIFT_HOURS", "MAX_WEEKS", "Person", "Planned", "Roster", "RosterCache",

@@ -93,6 +93,7 @@ class ShiftRow:
     queue: str
     series: bool
     professional: bool  # a professionals' shift: only professionals and coordinators may take it
+    active: bool  # False: the person was deactivated; not expected, so swap or delete it
 
 
 @dataclass(frozen=True)
@@ -276,7 +277,7 @@ def _week_context(week: Week, busy: list[list[int]], zone: ZoneInfo, today: date
     for day in week.days:
         shifts = [ShiftRow(id=p.id, time=_time_of(p, zone), name=p.display_name,
                            queue=QUEUE_LABELS.get(p.queue.value, p.queue.value), series=p.series_id is not None,
-                           professional=p.queue is QueueName.professional)
+                           professional=p.queue is QueueName.professional, active=p.active)
                   for p in week.shifts.get(day, [])]
         days.append({"label": day_label(day), "iso": day.isoformat(), "shifts": shifts,
                      "past": day < today})

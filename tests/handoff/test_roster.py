@@ -267,6 +267,9 @@ def test_uncovered_hours_per_queue(services: Services, coordinator: Person) -> N
         assert user is not None
         user.active = False
     assert roster.uncovered(monday, 1)[QueueName.volunteer][monday] == [*range(9), *range(13, 24)]
+    # The week still lists her shift (to swap or delete), marked as not expected.
+    assert [(p.display_name, p.active) for p in roster.week(coordinator, monday).shifts[monday]] == [
+        ("Sanne", True), ("Lisa", False)]
 
 
 # The cache: cheap per message, right across processes ------------------------------------------
