@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from bot.rules import QueueName
 from bot.storage.models import (
+    AuditLog,
     Channel,
     Conversation,
     ConversationStatus,
@@ -176,6 +177,7 @@ class Supervision:
                 Conversation.status == ConversationStatus.claimed,
                 Conversation.help_requested_at.is_not(None),
                 Conversation.help_requested_by == Conversation.claimed_by,
+                Conversation.help_requested_at >= Conversation.claimed_at,
                 Conversation.claimed_by != actor.user_id)) or 0
 
     # reading ------------------------------------------------------------------------------------
@@ -237,10 +239,18 @@ class Supervision:
 
     def messages_after(self, conversation_id: str, actor: Actor, after: int) -> list[CardMessage]:
         """The read-only view's live transcript, after position `after` (part of the opening that
-        was audited; not audited again at every refresh)."""
-        with self.ctx.factory() as session:
+        was audited; not audited again at every refresh). This route gives the transcript too
+        (from 0: all of it), so a supervisor who never opened the page is audited here, once."""
+        with self.ctx.factory() as session, session.begin():
             self.check(session, actor)
             conversation = self._live(session, conversation_id)
+            opened = session.scalar(select(AuditLog.id).where(
+                AuditLog.action == "supervision_opened", AuditLog.user_id == actor.user_id,
+                AuditLog.conversation_id == conversation_id).limit(1))
+            if opened is None:
+                holder = conversation.claimed_by if conversation.status is ConversationStatus.claimed else None
+                self.ctx.audit(session, actor, "supervision_opened", conversation_id, holder=holder,
+                               via="refresh")
             names = dict(session.execute(select(User.id, User.display_name)).all())
             return [m for m in self.cards.card_messages(conversation, names) if m.n > after]
 
@@ -340,7 +350,7 @@ class Supervision:
         now = self.ctx.clock()
         with self.ctx.factory() as session, session.begin():
             conversation = self.claims.held(session, conversation_id, actor)
-            if conversation.help_requested_by != actor.user_id or conversation.help_requested_at is None:
+            if self._help(conversation) is None:  # none yet in this claim (an old one is void)
                 conversation.help_requested_at = now
                 conversation.help_requested_by = actor.user_id
             supervisors = self.supervisors_present(session, now, exclude=actor.user_id)
@@ -361,11 +371,14 @@ class Supervision:
 
     @staticmethod
     def _help(conversation: Conversation) -> datetime | None:
-        """The help request, while the one who asked still has the conversation."""
-        if (conversation.help_requested_at is not None
+        """The help request, while the one who asked still has the conversation: asked in this
+        claim (a request from before they gave it back and took it again is void)."""
+        asked, claimed = aware(conversation.help_requested_at), aware(conversation.claimed_at)
+        if (asked is not None
                 and conversation.status is ConversationStatus.claimed
-                and conversation.help_requested_by == conversation.claimed_by):
-            return aware(conversation.help_requested_at)
+                and conversation.help_requested_by == conversation.claimed_by
+                and (claimed is None or asked >= claimed)):
+            return asked
         return None
 
     def _clear_help(self, session: Session, conversation: Conversation, actor: Actor, how: str) -> str | None:

@@ -303,6 +303,15 @@ def test_a_takeover_answers_help_and_a_returned_conversation_drops_the_mark(
     services.desk.release(other_id, sanne)  # back in the queue: the request no longer counts
     item = next(i for i in services.desk.supervision.live(ria) if i.conversation_id == other_id)
     assert item.help_requested_at is None and item.holder_name is None
+    # Sanne takes it again later: her old request does not come back to life (it was about
+    # the claim she gave up; a supervisor would come for a call for help nobody made now).
+    services.desk.clock = lambda: aware(status(services, other_id).queued_at) + timedelta(minutes=5)  # type: ignore[operator]
+    services.desk.claim(other_id, sanne)
+    item = next(i for i in services.desk.supervision.live(ria) if i.conversation_id == other_id)
+    assert item.help_requested_at is None and item.holder_name == "Sanne"
+    assert services.desk.supervision.help_waiting(ria) == 0
+    held = services.desk.supervision.for_holder(other_id, sanne)
+    assert held is not None and held.help_requested_at is None
 
 
 def test_notes_go_with_their_conversation(services: Services,
@@ -340,3 +349,20 @@ def test_migration_0011_up_and_down(any_database_url: str) -> None:
         assert shape() == (True, {"help_requested_at", "help_requested_by"})
     finally:
         engine.dispose()
+
+
+def test_reading_the_live_transcript_without_opening_it_is_audited_too(
+        services: Services, scene: tuple[Parent, str, Person, Person]) -> None:
+    """The read-only view's refresh route gives the transcript too (from position 0: all of it),
+    so a supervisor who never opened the page is still in the audit log: once, not per refresh."""
+    parent, conversation_id, sanne, ria = scene
+    parent.says("ik slaap al dagen slecht")
+    assert audits(services, "supervision_opened", conversation_id) == []
+    read = services.desk.supervision.messages_after(conversation_id, ria, 0)
+    assert any("slaap al dagen slecht" in m.text for m in read)
+    opened = audits(services, "supervision_opened", conversation_id)
+    assert [(a.user_id, (a.detail or {}).get("holder")) for a in opened] == [(ria.user_id, sanne.user_id)]
+    services.desk.supervision.messages_after(conversation_id, ria, 0)
+    services.desk.supervision.watch(conversation_id, ria)
+    services.desk.supervision.messages_after(conversation_id, ria, 0)
+    assert len(audits(services, "supervision_opened", conversation_id)) == 2  # the refresh, the page
