@@ -92,9 +92,12 @@ def _drop_templates() -> Iterator[None]:
 _sqlite_template: list[Path] = []
 
 
-def _fresh_sqlite_database(tmp_path: Path) -> str:
+def _fresh_sqlite_database(tmp_path: Path, empty: bool = False) -> str:
     """A test's own SQLite file, a copy of one made and migrated once per session (the same
-    saving as the PostgreSQL template: migrating an empty file costs most of a second)."""
+    saving as the PostgreSQL template: migrating an empty file costs most of a second); an empty
+    file for a test marked `empty_database`."""
+    if empty:
+        return f"sqlite:///{tmp_path / 'test.db'}"
     if not _sqlite_template:
         import tempfile
 
@@ -110,12 +113,12 @@ def _fresh_sqlite_database(tmp_path: Path) -> str:
     return f"sqlite:///{target}"
 
 
-def _fresh_postgres_database() -> Iterator[str]:
+def _fresh_postgres_database(empty: bool = False) -> Iterator[str]:
     admin = _postgres_admin_url()
     assert admin is not None
     name = f"ot_test_{uuid.uuid4().hex[:12]}"
     engine = create_engine(admin, isolation_level="AUTOCOMMIT")
-    template = _postgres_template(admin, engine)
+    template = "template1" if empty else _postgres_template(admin, engine)
     with engine.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
     try:
@@ -131,21 +134,24 @@ def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator
     """Each test using this runs on SQLite and on PostgreSQL. The PostgreSQL case is marked
     `postgres`: without DATABASE_URL=postgresql://... it is deselected, with the reason in the
     summary at the end (tests/session_rules.py); CI sets it, so there it always runs."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if request.param == "sqlite":
-        yield _fresh_sqlite_database(tmp_path)
+        yield _fresh_sqlite_database(tmp_path, empty)
         return
     if _postgres_admin_url() is None:  # only when the marker was not honoured (-p no:...)
         pytest.fail("PostgreSQL case without DATABASE_URL=postgresql://... (should be deselected)")
-    yield from _fresh_postgres_database()
+    yield from _fresh_postgres_database(empty)
 
 
 @pytest.fixture
-def database_url(tmp_path: Path) -> Iterator[str]:
-    """The configured database: a fresh PostgreSQL database if DATABASE_URL is set, else SQLite."""
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The configured database: a fresh PostgreSQL database if DATABASE_URL is set, else SQLite;
+    at the newest revision, or empty for a test marked `empty_database`."""
+    empty = request.node.get_closest_marker("empty_database") is not None
     if _postgres_admin_url() is not None:
-        yield from _fresh_postgres_database()
+        yield from _fresh_postgres_database(empty)
     else:
-        yield _fresh_sqlite_database(tmp_path)
+        yield _fresh_sqlite_database(tmp_path, empty)
 
 
 @pytest.fixture(scope="session")

@@ -129,6 +129,7 @@ def test_the_database_refuses_a_second_open_conversation(services: Services) -> 
                                  status=ConversationStatus.closed))
 
 
+@pytest.mark.empty_database
 def test_migration_closes_older_open_duplicates(any_database_url: str) -> None:
     """A database from before 0007 may hold two open conversations of one sender: the busiest
     (claimed before queued before bot; then the newest) stays open, the others are closed with

@@ -23,6 +23,7 @@ from bot.triage.types import Theme
 AANBOD = REPO_ROOT / "data" / "aanbod"
 
 
+@pytest.mark.empty_database
 def test_migration_0009_up_and_down(any_database_url: str) -> None:
     db.upgrade(any_database_url, "0009")
     engine = db.make_engine(any_database_url)

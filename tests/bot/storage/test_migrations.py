@@ -29,6 +29,7 @@ from bot.triage.types import Risk
 TABLES = set(Base.metadata.tables) | {"alembic_version"}
 
 
+@pytest.mark.empty_database
 def test_upgrade_downgrade_upgrade(any_database_url: str) -> None:
     db.upgrade(any_database_url)
     engine = db.make_engine(any_database_url)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import inspect, select
 
 from bot.rules import QueueName
@@ -12,6 +13,7 @@ from bot.storage import db
 from bot.storage.models import PlannedShift, Role, User
 
 
+@pytest.mark.empty_database
 def test_planned_shifts_up_down_up(any_database_url: str) -> None:
     db.upgrade(any_database_url, "0010")
     engine = db.make_engine(any_database_url)
