@@ -166,7 +166,9 @@ class Cards:
             lang = Language.en if conversation.language == "en" else Language.nl
             quick = [(t.title, t.body) for t in session.scalars(
                 select(StandardText).where(StandardText.active.is_(True)).order_by(StandardText.title))]
-            quick += [(e.name, render_entry(e, lang)) for e in [*suggested, *given]]
+            # Only what the catalogue still stands behind: an entry unpublished since the bot gave
+            # it (closed, a new number) is not offered for the box again.
+            quick += [(e.name, render_entry(e, lang)) for e in [*suggested, *given] if e.published]
             return HandoverCard(
                 conversation_id=conversation.id, ref=ref(conversation.id), status=conversation.status,
                 queue=conversation.queue, priority=conversation.priority,
