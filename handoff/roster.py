@@ -434,7 +434,10 @@ class Roster:
 
     @staticmethod
     def _person(session: Session, user_id: str, queue: QueueName) -> User:
-        user = session.get(User, user_id)
+        """The person to plan, locked (FOR UPDATE on PostgreSQL) until the change commits: two
+        plans or swaps for one person at once take turns, so the overlap check of the second
+        sees the first (READ COMMITTED would otherwise let both pass)."""
+        user = session.get(User, user_id, with_for_update=True)
         if user is None or not user.active:
             raise NotFound("roster_person_gone")
         if not role_may_take(user.role, queue):

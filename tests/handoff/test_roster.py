@@ -4,8 +4,10 @@ hears after hours, from the roster, with the opening hours as fallback when a qu
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -20,7 +22,7 @@ from bot.triage.types import Risk
 from bot.web.app import Services
 from handoff.errors import Conflict, Invalid, NotAllowed, NotFound
 from handoff.estimate import estimate_wait
-from handoff.roster import RosterCache, RosterSchedule, merge
+from handoff.roster import Roster, RosterCache, RosterSchedule, merge
 from tests.channels.conftest import services  # noqa: F401 (a fixture)
 from tests.people import Parent, person
 
@@ -171,6 +173,48 @@ def test_refusals_have_their_reasons(services: Services, coordinator: Person) ->
     with services.factory() as session:
         assert session.scalar(select(func.count()).select_from(PlannedShift)) == 2
     assert audit_actions(services) == ["roster_planned", "roster_planned"]
+
+
+@pytest.mark.postgres
+def test_two_plans_at_once_for_one_person_cannot_both_pass_the_overlap_check(
+    services: Services, coordinator: Person, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two coordinators plan Sanne at overlapping times at the same moment (PostgreSQL, READ
+    COMMITTED): each checks for an overlap before the other has committed. Both checks meet at a
+    barrier (given up after 2 s), so without a lock on the person both would pass and commit."""
+    monday = a_monday()
+    sanne = person(services, Role.volunteer, "Sanne")
+    ria = person(services, Role.coordinator, "Ria")
+    roster = services.desk.roster
+    barrier = threading.Barrier(2, timeout=2)
+    check = Roster._refuse_overlap
+
+    def meet_after_check(self: Roster, *args: Any, **kwargs: Any) -> None:
+        check(self, *args, **kwargs)
+        try:
+            barrier.wait()
+        except threading.BrokenBarrierError:
+            pass  # the other plan waits for this one (as it should): go on alone
+
+    monkeypatch.setattr(Roster, "_refuse_overlap", meet_after_check)
+    outcomes: dict[str, object] = {}
+
+    def plan(who: Person, start: int, end: int) -> None:
+        try:
+            outcomes[who.display_name] = roster.plan(who, sanne.user_id, QueueName.volunteer,
+                                                     at(monday, start), at(monday, end))
+        except Conflict as error:
+            outcomes[who.display_name] = error.reason
+
+    threads = [threading.Thread(target=plan, args=(coordinator, 9, 13)),
+               threading.Thread(target=plan, args=(ria, 12, 15))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=20)
+    assert sorted(str(v) for v in outcomes.values() if isinstance(v, str)) == ["roster_overlap"], outcomes
+    with services.factory() as session:
+        assert session.scalar(select(func.count()).select_from(PlannedShift)) == 1
 
 
 def test_repeat_weekly_keeps_the_local_time_across_summer_time(services: Services, coordinator: Person) -> None:
