@@ -31,7 +31,7 @@ from bot.catalogue_service import CHECK_VALID_DAYS, CatalogueRefused, CatalogueS
 from bot.config import Settings
 from bot.intents.catalogue import Access, Kind, Phase
 from bot.web.auth import Coordinator, CoordinatorCsrf
-from bot.web.dashboard import install_template_helpers
+from bot.web.dashboard import install_template_helpers, render_page
 
 logger = logging.getLogger(__name__)
 
@@ -206,18 +206,14 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     def page(request: Request, person: Person, name: str, context: dict[str, Any],
              status_code: int = 200) -> HTMLResponse:
-        notice = NOTICES.get(request.query_params.get("melding", ""))
-        full = {"person": person, "csrf_token": person.csrf_token, "notice": notice,
-                "zone": _zone(request), "kinds": KIND_NAMES, "access_names": ACCESS_NAMES,
+        full = {"zone": _zone(request), "kinds": KIND_NAMES, "access_names": ACCESS_NAMES,
                 "phase_names": PHASE_NAMES, "flag_names": FLAG_NAMES,
                 "action_names": ACTION_NAMES, "kind_values": [k.value for k in Kind],
                 "access_values": [a.value for a in Access],
                 "phase_values": [p.value for p in Phase], "valid_days": CHECK_VALID_DAYS,
                 "themes_list": list(labels.THEME_LABELS.items()),
                 **context}
-        response = templates.TemplateResponse(request, name, full, status_code=status_code)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_page(templates, request, person, name, full, NOTICES, status_code)
 
     def refused(request: Request, person: Person, error: CatalogueRefused) -> HTMLResponse:
         status = 404 if error.reason == "not_found" else 409

@@ -12,7 +12,7 @@ or chat ids appear anywhere here: a conversation is shown by a short ref ("#" + 
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import quote, urlsplit
@@ -349,6 +349,25 @@ def visible_to(event: events.Event, person: Person) -> bool:
     return person.may_take(queue)
 
 
+def render_page(templates: Jinja2Templates, request: Request, person: Person, name: str,
+                context: dict[str, Any], notices: Mapping[str, str], status_code: int = 200) -> HTMLResponse:
+    """A dashboard page: the person, their CSRF token and the notice named by `?melding=` (from
+    the route module's own `notices`), never cached."""
+    notice = notices.get(request.query_params.get("melding", ""))
+    full = {"person": person, "csrf_token": person.csrf_token, "notice": notice, **context}
+    response = templates.TemplateResponse(request, name, full, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def render_fragment(templates: Jinja2Templates, request: Request, name: str,
+                    context: dict[str, Any]) -> HTMLResponse:
+    """A piece of a page the dashboard's script fetches, never cached."""
+    response = templates.TemplateResponse(request, name, context)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def build_router(templates: Jinja2Templates) -> APIRouter:
     router = APIRouter()
     install_template_helpers(templates)
@@ -357,16 +376,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     def page(request: Request, person: Person, name: str, context: dict[str, Any],
              status_code: int = 200) -> HTMLResponse:
-        notice = NOTICES.get(request.query_params.get("melding", ""))
-        full = {"person": person, "csrf_token": person.csrf_token, "notice": notice, **context}
-        response = templates.TemplateResponse(request, name, full, status_code=status_code)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_page(templates, request, person, name, context, NOTICES, status_code)
 
     def fragment(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
-        response = templates.TemplateResponse(request, name, context)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_fragment(templates, request, name, context)
 
     def refusal(request: Request, person: Person, status: int, message: str) -> Response:
         if is_fetch(request):

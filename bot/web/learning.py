@@ -21,7 +21,7 @@ from bot.config import Settings
 from bot.intents.catalogue import Catalogue
 from bot.storage.models import AuditLog, utcnow
 from bot.web.auth import Coordinator, CoordinatorCsrf
-from bot.web.dashboard import install_template_helpers, is_fetch
+from bot.web.dashboard import install_template_helpers, is_fetch, render_page
 from stats import learning
 
 logger = logging.getLogger(__name__)
@@ -59,12 +59,8 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     def page(request: Request, person: Person, name: str, context: dict[str, Any],
              status_code: int = 200) -> HTMLResponse:
-        notice = NOTICES.get(request.query_params.get("melding", ""))
-        full = {"person": person, "csrf_token": person.csrf_token, "notice": notice,
-                "zone": _zone(request), **context}
-        response = templates.TemplateResponse(request, name, full, status_code=status_code)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_page(templates, request, person, name, {"zone": _zone(request), **context},
+                           NOTICES, status_code)
 
     @router.get("/dashboard/stats/corrections", response_class=HTMLResponse)
     def corrections_page(request: Request, person: Coordinator) -> Response:

@@ -31,7 +31,12 @@ from bot.labels import QUEUE_LABELS, ROLE_LABELS
 from bot.rules import QueueName
 from bot.storage.models import utcnow
 from bot.web.auth import Coordinator, CoordinatorCsrf, CurrentPerson
-from bot.web.dashboard import install_template_helpers, refusal_status, refusal_text
+from bot.web.dashboard import (
+    install_template_helpers,
+    refusal_status,
+    refusal_text,
+    render_page,
+)
 from handoff.errors import DeskError
 from handoff.roster import MAX_WEEKS, Planned, Roster, Week
 from stats import report
@@ -131,11 +136,7 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     def page(request: Request, person: Person, name: str, context: dict[str, Any],
              status_code: int = 200) -> HTMLResponse:
-        notice = NOTICES.get(request.query_params.get("melding", ""))
-        full = {"person": person, "csrf_token": person.csrf_token, "notice": notice, **context}
-        response = templates.TemplateResponse(request, name, full, status_code=status_code)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_page(templates, request, person, name, context, NOTICES, status_code)
 
     def refusal(request: Request, person: Person, status: int, message: str) -> Response:
         return page(request, person, "dashboard/error.html",

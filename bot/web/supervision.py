@@ -25,6 +25,8 @@ from bot.web.dashboard import (
     is_fetch,
     refusal_status,
     refusal_text,
+    render_fragment,
+    render_page,
 )
 from handoff.errors import Conflict, DeskError
 from handoff.supervision import HolderView, Supervision, may_supervise
@@ -52,16 +54,10 @@ def build_router(templates: Jinja2Templates) -> APIRouter:
 
     def page(request: Request, person: Person, name: str, context: dict[str, Any],
              status_code: int = 200) -> HTMLResponse:
-        notice = NOTICES.get(request.query_params.get("melding", ""))
-        full = {"person": person, "csrf_token": person.csrf_token, "notice": notice, **context}
-        response = templates.TemplateResponse(request, name, full, status_code=status_code)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_page(templates, request, person, name, context, NOTICES, status_code)
 
     def fragment(request: Request, name: str, context: dict[str, Any]) -> HTMLResponse:
-        response = templates.TemplateResponse(request, name, context)
-        response.headers["Cache-Control"] = "no-store"
-        return response
+        return render_fragment(templates, request, name, context)
 
     def refusal(request: Request, person: Person, error: DeskError | FormProblem) -> Response:
         if isinstance(error, FormProblem):
