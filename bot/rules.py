@@ -59,13 +59,18 @@ class WaitEstimate:
       queue's bot.hours.Schedule: the roster, or the opening hours without one): the next
       opening after hours, or, while the hours are open but nobody is online, the start of the
       next opening period after this one closes (None for a queue that never closes). None
-      when someone is present.
+      when someone is present, unless `closes_at` is set.
+    - `closes_at`: set when someone is present but the expected wait runs past the end of the
+      schedule's current period (the people there are expected only until then): that end;
+      `next_shift_starts` is then when the schedule has someone again after it (None: nothing
+      planned after it). None otherwise.
     """
 
     minutes: int | None
     next_shift_starts: datetime | None
     people_on_shift: int
     open_now: bool = False
+    closes_at: datetime | None = None
 
 
 class WaitEstimator(Protocol):

@@ -97,6 +97,13 @@ def estimate_wait(
         return WaitEstimate(minutes=2, next_shift_starts=None, people_on_shift=present, open_now=open_now)
     handling = recent_handling_minutes(session, queue, now, handling_minutes)
     minutes = math.ceil((ahead - free + 1) / present) * handling
+    closes = hours.closes_at(now, zone)
+    if closes is not None and now + timedelta(minutes=minutes) > closes:
+        # The people present are expected only until `closes` (the roster, or the opening
+        # hours): "within N minutes" past it is a promise nobody planned. Say the end, and when
+        # the schedule has someone again.
+        return WaitEstimate(minutes=minutes, next_shift_starts=hours.next_opening_after_close(now, zone),
+                            people_on_shift=present, open_now=open_now, closes_at=closes)
     return WaitEstimate(minutes=minutes, next_shift_starts=None, people_on_shift=present, open_now=open_now)
 
 

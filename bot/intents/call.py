@@ -276,7 +276,9 @@ def _acute_queued(view: CallView, kind: str, lang: str, ctx: CallContext, *, tim
 
 def _connect(view: CallView, queue: QueueName, theme: Theme | None, lang: str, ctx: CallContext,
              *, first: bool) -> CallDecision:
-    if not ctx.open_now[queue]:
+    # Planned is not present: someone there to ring (stayed on after their shift, or came
+    # unplanned) is rung, whatever the rota says; after hours is for when nobody is.
+    if not ctx.open_now[queue] and queue not in ctx.reachable:
         opening = ctx.next_opening[queue]
         if opening is not None and opening > ctx.now:
             text = ctx.voice.get("after_hours", lang,

@@ -317,6 +317,13 @@ def wait_text(ctx: DialogueContext, queue: QueueName, priority: int, lang: str) 
     is there by the rota. Never a time nobody keeps. Danger now says what to do meanwhile."""
     estimate = ctx.estimate(queue, priority)
     t = ctx.texts
+    if estimate.people_on_shift > 0 and estimate.minutes is not None and estimate.closes_at is not None:
+        # Someone is there, but the wait runs past the end of their planned time: no minutes.
+        ends = estimate.closes_at.astimezone(ctx.zone).strftime("%H:%M")
+        after = estimate.next_shift_starts
+        if after is None or after <= ctx.now:
+            return t.get("wait_past_closing_unknown", lang, time=ends)
+        return t.get("wait_past_closing", lang, time=ends, when=_when(ctx, after, lang))
     if estimate.people_on_shift > 0 and estimate.minutes is not None:
         key = "wait_minutes" if estimate.minutes <= 15 else "wait_busy"
         return t.get(key, lang, minutes=max(5, estimate.minutes))

@@ -141,6 +141,40 @@ def test_the_estimate_looks_ahead_by_the_roster_and_presence_still_decides(
     assert minutes is not None and starts is None
 
 
+def test_a_wait_that_runs_past_the_end_of_the_shift_is_not_promised(
+    services: Services, settings: Settings, coordinator: Person
+) -> None:
+    """Sanne is there and busy at 22:50; her shift (the queue's only one tonight) ends at 23:00.
+    "Within 12 minutes" would be a promise nobody planned: the estimate says when the planned
+    stretch ends and when the roster has someone again."""
+    monday, tuesday = a_monday(), a_monday() + timedelta(days=1)
+    sanne = person(services, Role.volunteer, "Sanne")
+    services.desk.roster.plan(coordinator, sanne.user_id, QueueName.volunteer, at(monday, 19), at(monday, 23))
+    services.desk.roster.plan(coordinator, sanne.user_id, QueueName.volunteer, at(tuesday, 19), at(tuesday, 23))
+    set_clock(services, at(monday, 22, 50))
+    services.desk.start_shift(sanne)
+    busy_with = Parent(services).wants_volunteer()
+    services.desk.claim(busy_with, sanne)
+    hours = services.desk.hours[QueueName.volunteer]
+
+    def estimate(now: datetime) -> tuple[int | None, datetime | None, datetime | None]:
+        with services.factory() as session:
+            result = estimate_wait(session, QueueName.volunteer, PRIORITY[Risk.none], now=now.astimezone(UTC),
+                                   hours=hours, zone=ZONE, handling_minutes=settings.handling_minutes,
+                                   presence_timeout=timedelta(seconds=settings.presence_timeout_seconds))
+        return result.minutes, result.next_shift_starts, result.closes_at
+
+    assert settings.handling_minutes == 12
+    assert estimate(at(monday, 22, 47)) == (12, None, None)  # 22:59: before the end, as it was
+    assert estimate(at(monday, 22, 50)) == (12, at(tuesday, 19), at(monday, 23))
+    # What the parent reads at 22:50.
+    parent = Parent(services)
+    parent.wants_volunteer()
+    said = bot_texts(parent)
+    assert "23:00" in said and "Morgen vanaf 19:00 is er volgens het rooster weer iemand" in said, said
+    assert "binnen 12 minuten" not in said
+
+
 # Planning and its refusals -----------------------------------------------------------------------
 
 def test_refusals_have_their_reasons(services: Services, coordinator: Person) -> None:

@@ -5,7 +5,7 @@ cache) is tested in tests/handoff/test_roster.py; here a small stand-in is enoug
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,6 +13,7 @@ from bot.config import REPO_ROOT
 from bot.hours import Schedule, parse_hours
 from bot.intents.call import (
     CallContext,
+    CallNext,
     CallStep,
     CallTurn,
     CallView,
@@ -88,3 +89,37 @@ def test_a_call_after_hours_with_nothing_planned_makes_no_time_up() -> None:
     view = CallView(status=ConversationStatus.bot, route=Route.volunteer, highest_risk=Risk.none, themes=())
     decision = decide_call(view, CallTurn(CallStep.key, queue=QueueName.volunteer), ctx)
     assert decision.say == [voice.get("after_hours_unknown", "nl")]
+
+
+def test_a_call_outside_the_roster_is_put_through_when_someone_is_there() -> None:
+    """Planned is not present: a volunteer who stays on after their planned shift (or came
+    unplanned) is reachable, so the caller is put through, not told nobody is there."""
+    voice = load_voice_texts(REPO_ROOT / "data" / "messages" / "voice.yml")
+    ctx = CallContext(voice=voice, texts=TEXTS, catalogue=CATALOGUE, region="amsterdam",
+                      include_unverified=True, now=NOW, zone=ZONE,
+                      open_now={q: False for q in QueueName}, next_opening={q: None for q in QueueName},
+                      reachable=frozenset({QueueName.volunteer}))
+    view = CallView(status=ConversationStatus.bot, route=Route.volunteer, highest_risk=Risk.none, themes=())
+    decision = decide_call(view, CallTurn(CallStep.key, queue=QueueName.volunteer), ctx)
+    assert decision.next is CallNext.dial, decision
+    assert voice.get("after_hours_unknown", "nl") not in decision.say
+    # Nobody there for the professionals: after hours, as before.
+    other = decide_call(view, CallTurn(CallStep.key, queue=QueueName.professional), ctx)
+    assert other.next is CallNext.after_hours
+
+
+def test_a_wait_past_the_end_of_the_shift_says_so() -> None:
+    """Someone is there, but the expected wait runs past the end of the planned stretch: no
+    "within 20 minutes", but when the shift ends and when someone is there again (or that it is
+    not known)."""
+    from bot.intents.dialogue import wait_text
+
+    ends, tomorrow = NOW + timedelta(minutes=10), datetime(2026, 11, 24, 18, 0, tzinfo=UTC)
+    ctx = context(parse_hours("09:00-23:00"), parse_hours("09:00-23:00"))
+    late = WaitEstimate(minutes=20, next_shift_starts=tomorrow, people_on_shift=1, open_now=True, closes_at=ends)
+    text = wait_text(replace(ctx, estimate=lambda queue, priority: late), QueueName.volunteer, 3, "nl")
+    assert text == TEXTS.get("wait_past_closing", "nl", time="15:10", when="Morgen vanaf 19:00"), text
+    unknown = replace(late, next_shift_starts=None)
+    text = wait_text(replace(ctx, estimate=lambda queue, priority: unknown), QueueName.volunteer, 3, "en")
+    assert text == TEXTS.get("wait_past_closing_unknown", "en", time="15:10"), text
+    assert "15:10" in text and "20 minutes" not in text
