@@ -136,6 +136,9 @@ class HolderView:
     conversation_id: str
     help_requested_at: datetime | None
     notes: list[NoteView]
+    #: Their last request was answered (a supervisor opened the conversation): by whom, when.
+    help_answered_by: str | None = None
+    help_answered_at: datetime | None = None
 
 
 class Supervision:
@@ -270,8 +273,27 @@ class Supervision:
                 .values(seen_at=now).execution_options(synchronize_session=False))
             names = dict(session.execute(select(User.id, User.display_name)).all())
             notes = self._notes(session, conversation_id, names, to=actor.user_id)
-            return HolderView(conversation_id=conversation_id, help_requested_at=self._help(conversation),
-                              notes=notes)
+            asked = self._help(conversation)
+            answer = None if asked is not None else self._answer(session, conversation_id, actor.user_id)
+            return HolderView(conversation_id=conversation_id, help_requested_at=asked, notes=notes,
+                              help_answered_by=names.get(answer[0]) if answer else None,
+                              help_answered_at=answer[1] if answer else None)
+
+    @staticmethod
+    def _answer(session: Session, conversation_id: str, user_id: str) -> tuple[str, datetime] | None:
+        """Who answered this person's last help request, and when (the audit log: the last help
+        entry is an answer, and the request before it was theirs); else None. So a request does
+        not just vanish from the holder's page when a supervisor opens the conversation."""
+        entries = select(AuditLog).where(AuditLog.conversation_id == conversation_id,
+                                         AuditLog.action.in_(("help_requested", "help_answered", "help_withdrawn")))
+        last = session.scalars(entries.order_by(AuditLog.id.desc()).limit(1)).first()
+        if last is None or last.action != "help_answered" or last.user_id is None:
+            return None
+        asked = session.scalars(entries.where(AuditLog.action == "help_requested", AuditLog.id < last.id)
+                                .order_by(AuditLog.id.desc()).limit(1)).first()
+        if asked is None or asked.user_id != user_id:
+            return None
+        return last.user_id, aware(last.at) or last.at
 
     # acting -------------------------------------------------------------------------------------
 

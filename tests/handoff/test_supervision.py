@@ -279,11 +279,16 @@ def test_help_alerts_the_supervisors_present_only_and_is_cleared(
     assert len(audits(services, "help_answered", conversation_id)) == 1
     cleared = {e["user_id"] for e in listener.events() if e["type"] == "help_cleared"}
     assert cleared == {sanne.user_id, ria.user_id}
+    # Sanne's request does not just vanish from her page: she sees who answered it.
+    held = services.desk.supervision.for_holder(conversation_id, sanne)
+    assert held is not None and held.help_requested_at is None and held.help_answered_by == "Ria"
     # Asked again and withdrawn by Sanne herself.
     services.desk.supervision.request_help(conversation_id, sanne)
     services.desk.supervision.withdraw_help(conversation_id, sanne)
     assert status(services, conversation_id).help_requested_at is None
     assert len(audits(services, "help_withdrawn", conversation_id)) == 1
+    held = services.desk.supervision.for_holder(conversation_id, sanne)
+    assert held is not None and held.help_answered_by is None  # her new request was not answered
     # Nobody present: the mark stays for whoever comes, and the holder hears it (0 alerted).
     services.desk.stop_shift(ria.user_id)
     services.desk.supervision.request_help(conversation_id, sanne)  # Sanne still has it

@@ -131,7 +131,13 @@ def test_vraag_hulp_marks_it_for_the_supervisor_and_can_be_withdrawn(
     assert "Je vraag om hulp is verstuurd" in page.text and "Hulpvraag intrekken" in page.text
     live = ria.client.get("/dashboard/supervision").text
     assert 'data-help="ja"' in live and "Vraagt om hulp" in text_of(live)
+    # Ria reads along: Sanne's request is answered, and her page says by whom (not just gone).
+    assert ria.client.get(f"/dashboard/supervision/{conversation.id}").status_code == 200
+    answered = text_of(sanne.client.get(f"{url}/notes").text)
+    assert "Ria heeft je vraag om hulp gezien" in answered and "Hulpvraag intrekken" not in answered, answered
+    assert sanne.post(f"{url}/help", {"action": "request"}).status_code == 303
     assert sanne.post(f"{url}/help", {"action": "withdraw"}).headers["location"] == f"{url}?melding=hulp_ingetrokken"
+    assert "heeft je vraag om hulp gezien" not in text_of(sanne.client.get(f"{url}/notes").text)
     assert 'data-help="ja"' not in ria.client.get("/dashboard/supervision").text
     # With nobody to alert, the holder hears so.
     ria.post("/dashboard/shift", {"action": "stop"})
