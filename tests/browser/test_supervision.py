@@ -93,6 +93,7 @@ def test_a_coordinator_answers_a_call_for_help_reads_along_sends_a_note_and_take
     assert ria.locator("#reply-form").count() == 0  # read-only
     # Opening it answered the help request: Sanne's page shows that without a reload.
     sanne.locator('#supervision-holder[data-help="nee"]').wait_for(timeout=WAIT_MS)
+    assert "Ria heeft je vraag om hulp gezien" in sanne.locator("#supervision-holder").inner_text()
 
     # A note to Sanne: it appears on her page live, and never in the parent's chat.
     wait_live(ria)
