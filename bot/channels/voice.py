@@ -531,7 +531,10 @@ class Line:
                     now=self.now, hours=self.pipeline.hours[conversation.queue],
                     zone=self.pipeline.zone, handling_minutes=self.settings.handling_minutes,
                     presence_timeout=timedelta(seconds=self.settings.presence_timeout_seconds))
-                minutes = estimate.minutes if estimate.people_on_shift else None
+                # No minutes past the end of the planned time (closes_at): the hold text then
+                # promises no time.
+                minutes = (estimate.minutes if estimate.people_on_shift and estimate.closes_at is None
+                           else None)
         if minutes is not None:
             self.say(response, "wait_minutes", lang, minutes=max(5, minutes))
         else:

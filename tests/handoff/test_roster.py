@@ -169,10 +169,15 @@ def test_a_wait_that_runs_past_the_end_of_the_shift_is_not_promised(
     assert estimate(at(monday, 22, 50)) == (12, at(tuesday, 19), at(monday, 23))
     # What the parent reads at 22:50.
     parent = Parent(services)
-    parent.wants_volunteer()
+    waiting = parent.wants_volunteer()
     said = bot_texts(parent)
     assert "23:00" in said and "Morgen vanaf 19:00 is er volgens het rooster weer iemand" in said, said
     assert "binnen 12 minuten" not in said
+    # A caller on hold in that queue hears no minutes either (the hold text makes no promise).
+    from bot.channels.voice import Line
+
+    held = str(Line(services).wait(waiting, "nl"))
+    assert "minuten" not in held and "zodra er iemand vrij is" in held, held
 
 
 # Planning and its refusals -----------------------------------------------------------------------
