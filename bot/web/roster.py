@@ -130,6 +130,13 @@ def _shown(value: int) -> str:
     return str(shown)
 
 
+def _total(values: list[int]) -> str:
+    """The contacts over a gap's hours by the statistics' own row rule (stats.report.row_total):
+    with a "<5" hour among them, a range, so the total never gives that hour away."""
+    total = report.row_total(values)
+    return _shown(total) if isinstance(total, int) else str(total)
+
+
 def build_router(templates: Jinja2Templates) -> APIRouter:
     router = APIRouter()
     install_template_helpers(templates)
@@ -290,7 +297,7 @@ def _week_context(week: Week, busy: list[list[int]], zone: ZoneInfo, today: date
             weekday = busy[day.weekday()]
             if hours and day >= today:  # the hours still to come: past days are no gap to fill
                 gaps.append(GapRow(day=day_label(day), ranges=hour_ranges(hours),
-                                   busy=_shown(sum(weekday[h] for h in hours))))
+                                   busy=_total([weekday[h] for h in hours])))
             grid.append(GridRow(day=day_label(day),
                                 cells=[(h in hours, _shown(weekday[h])) for h in range(24)]))
         queues.append({"key": queue.value, "label": QUEUE_LABELS.get(queue.value, queue.value),
